@@ -1,0 +1,1 @@
+"""One module per pipeline stage (run as `python -m stages.<name>`) and the modules they share."""

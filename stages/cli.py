@@ -1,0 +1,41 @@
+"""How a stage starts and fails: one line on stderr, a non-zero exit, nothing half-written."""
+
+import logging
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TypeVar
+
+from tqdm import tqdm
+
+T = TypeVar("T")
+
+
+class StageError(Exception):
+    """A problem the user can fix (bad param, missing file, refused download).
+
+    Its message is one line that names the file, key or value at fault and what to do.
+    """
+
+
+def run_stage(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> None:
+    """Run a stage's `main`, turning a StageError into a one-line message and exit status 1."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        main(argv)
+    except StageError as error:
+        stage = Path(sys.argv[0]).stem
+        sys.exit(f"{stage}: error: {error}")
+
+
+def progress(items: Iterable[T], description: str, total: int | None = None, unit: str = "it"):
+    """A tqdm bar in a terminal; in a log (not a TTY), one refresh every 30 s instead of many."""
+    interactive = sys.stderr.isatty()
+    return tqdm(
+        items,
+        desc=description,
+        total=total,
+        unit=unit,
+        mininterval=0.1 if interactive else 30,
+        dynamic_ncols=True,
+    )

@@ -1,0 +1,157 @@
+"""resize: every raw image becomes a size x size RGB uint8 array, decoded once and for all.
+
+Writes into --out:
+  images.npy    (N, size, size, 3) uint8, one row per accepted image, in manifest order
+  index.csv     row-aligned with images.npy: path, class, given split, pixel hash
+  rejected.csv  every file that could not be used, with the reason
+and a summary to --metrics. data/raw is only read.
+"""
+
+import argparse
+import csv
+import hashlib
+import logging
+import multiprocessing
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from stages.cli import StageError, progress, run_stage
+from stages.files import atomic_directory, write_json
+from stages.images import RejectedImage, load_image
+from stages.layout import IMAGES_FILE, INDEX_FILE, MANIFEST_FILE, REJECTED_FILE
+from stages.params import ResizeParams, read_params
+
+log = logging.getLogger(__name__)
+
+INDEX_COLUMNS = ("path", "class", "split", "pixel_hash")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    image: np.ndarray | None
+    pixel_hash: str = ""
+    reason: str = ""
+    detail: str = ""
+
+
+def read_manifest(raw: Path) -> list[dict[str, str]]:
+    try:
+        with (raw / MANIFEST_FILE).open(newline="") as manifest:
+            return list(csv.DictReader(manifest))
+    except FileNotFoundError:
+        raise StageError(f"{raw / MANIFEST_FILE} not found: run the download stage first") from None
+
+
+def pixel_hash(image: np.ndarray) -> str:
+    """Identical pixels, identical hash: how `split` finds exact duplicates."""
+    return hashlib.blake2b(image.tobytes(), digest_size=16).hexdigest()
+
+
+def process_file(path: Path, size: int, fit: str, max_pixels: int) -> Outcome:
+    try:
+        image = load_image(path, size, fit, max_pixels)
+    except RejectedImage as rejected:
+        return Outcome(None, reason=rejected.reason, detail=rejected.detail)
+    return Outcome(image, pixel_hash(image))
+
+
+def worker_count(requested: int) -> int:
+    return requested or len(os.sched_getaffinity(0))
+
+
+def resize_all(
+    raw: Path, rows: list[dict[str, str]], params: ResizeParams, out: Path
+) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """Decode every manifest row in parallel into out/images.npy; return (index, rejected)."""
+    shape = (params.size, params.size, 3)
+    images = np.lib.format.open_memmap(out / IMAGES_FILE, "w+", np.uint8, (len(rows), *shape))
+    work = partial(
+        process_file,
+        size=params.size,
+        fit=params.fit,
+        max_pixels=int(params.max_megapixels * 1e6),
+    )
+    index, rejected = [], []
+    paths = [raw / row["path"] for row in rows]
+    # fork is fine: this process has not started TensorFlow or any thread pool.
+    with multiprocessing.get_context("fork").Pool(worker_count(params.workers)) as pool:
+        outcomes = pool.imap(work, paths, chunksize=32)
+        for row, outcome in zip(
+            rows, progress(outcomes, "resize", len(rows), "image"), strict=True
+        ):
+            if outcome.image is None:
+                rejected.append(
+                    {"path": row["path"], "reason": outcome.reason, "detail": outcome.detail}
+                )
+                continue
+            images[len(index)] = outcome.image
+            index.append({**row, "pixel_hash": outcome.pixel_hash})
+    images.flush()
+    del images
+    if rejected:
+        _truncate_rows(out / IMAGES_FILE, len(index))
+    return index, rejected
+
+
+def _truncate_rows(path: Path, count: int) -> None:
+    """Keep the first `count` rows of an .npy file (rejected files left unused rows at the end)."""
+    full = np.load(path, mmap_mode="r")
+    kept_path = path.with_suffix(".kept.npy")
+    kept = np.lib.format.open_memmap(kept_path, "w+", np.uint8, (count, *full.shape[1:]))
+    for start in range(0, count, 1024):
+        stop = min(start + 1024, count)
+        kept[start:stop] = full[start:stop]
+    kept.flush()
+    del kept, full
+    os.replace(kept_path, path)
+
+
+def write_csv(path: Path, rows: list[dict[str, str]], columns: tuple[str, ...]) -> None:
+    with path.open("w", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def summary(index: list, rejected: list, seconds: float) -> dict:
+    return {
+        "images": len(index),
+        "rejected": len(rejected),
+        "rejected_by_reason": dict(sorted(Counter(row["reason"] for row in rejected).items())),
+        "seconds": round(seconds, 2),
+        "images_per_second": round((len(index) + len(rejected)) / max(seconds, 1e-9), 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--raw", type=Path, required=True, help="the data/raw folder to read")
+    parser.add_argument("--out", type=Path, required=True, help="the folder to write")
+    parser.add_argument("--metrics", type=Path, required=True, help="summary JSON to write")
+    args = parser.parse_args(argv)
+    params = ResizeParams.from_params(read_params())
+    rows = read_manifest(args.raw)
+    started = time.perf_counter()
+    with atomic_directory(args.out) as out:
+        index, rejected = resize_all(args.raw, rows, params, out)
+        if not index:
+            raise StageError(f"none of the {len(rows)} files in {args.raw} is a usable image")
+        write_csv(out / INDEX_FILE, index, INDEX_COLUMNS)
+        write_csv(out / REJECTED_FILE, rejected, ("path", "reason", "detail"))
+    result = summary(index, rejected, time.perf_counter() - started)
+    write_json(args.metrics, result)
+    log.info(
+        "resize: %d images at %dx%d, %d rejected (see %s), %.0f images/s",
+        result["images"], params.size, params.size, result["rejected"],
+        args.out / REJECTED_FILE, result["images_per_second"],
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,141 @@
+"""split: stratified train/val/test with no image in two splits.
+
+Exact duplicates (same pixels after resize) are kept once: the other copies are marked
+`duplicate` and used nowhere, so a test image can never also be a training image. A source
+that came with its own test split keeps it; val is then carved from its train part.
+"""
+
+import argparse
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from stages.charts import class_distribution_figure, save_figure
+from stages.cli import StageError, run_stage
+from stages.data import SPLITS, read_csv
+from stages.files import atomic_path, write_json
+from stages.layout import INDEX_FILE
+from stages.params import BaseParams, SplitParams, read_params
+
+log = logging.getLogger(__name__)
+
+DUPLICATE = "duplicate"
+
+
+def minimum_per_class(fractions: list[float]) -> int:
+    """Distinct images a class needs so that every split gets at least one."""
+    return math.ceil(1 / min(fractions) - 1e-9)
+
+
+def split_indices(
+    labels: np.ndarray,
+    groups: np.ndarray,
+    given_test: np.ndarray,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+) -> np.ndarray:
+    """Assign every row to train, val, test or duplicate.
+
+    labels: class of each row; groups: rows with equal group are copies of one image;
+    given_test: rows the source itself put in its test split (all False when it had none).
+    Without a given test split, the fractions are of all distinct images; with one,
+    test_fraction is unused and val_fraction is the share of the given train part.
+    """
+    labels, groups, given_test = map(np.asarray, (labels, groups, given_test))
+    frame = pd.DataFrame({"label": labels, "group": groups, "test": given_test})
+    # One representative per group, a given-test copy first so a given test split stays whole.
+    order = frame.sort_values("test", ascending=False, kind="stable")
+    representatives = order.drop_duplicates("group").sort_index()
+    assignment = np.full(len(frame), DUPLICATE, dtype=object)
+
+    has_given_test = bool(given_test.any())
+    pool = representatives[~representatives["test"]] if has_given_test else representatives
+    val_share = val_fraction if has_given_test else val_fraction / (1 - test_fraction)
+    fractions = [val_share] if has_given_test else [val_fraction, test_fraction]
+    _check_class_sizes(pool["label"], minimum_per_class(fractions))
+
+    if has_given_test:
+        assignment[representatives.index[representatives["test"]]] = "test"
+    else:
+        pool, test = train_test_split(
+            pool, test_size=test_fraction, stratify=pool["label"], random_state=seed
+        )
+        assignment[test.index] = "test"
+    train, val = train_test_split(
+        pool, test_size=val_share, stratify=pool["label"], random_state=seed
+    )
+    assignment[train.index] = "train"
+    assignment[val.index] = "val"
+    return assignment
+
+
+def _check_class_sizes(labels: pd.Series, needed: int) -> None:
+    counts = labels.value_counts()
+    small = counts[counts < needed]
+    if not small.empty:
+        name, count = small.index[0], int(small.iloc[0])
+        raise StageError(
+            f"class {name!r} has {count} distinct image(s); splitting needs at least {needed} per "
+            "class so every split gets one: add images or raise split.val_fraction/test_fraction"
+        )
+
+
+def count_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Images per class (rows) and split (columns train, val, test)."""
+    used = table[table["split"] != DUPLICATE]
+    counts = pd.crosstab(used["class"], used["split"])
+    return counts.reindex(columns=list(SPLITS), fill_value=0)
+
+
+def summary(table: pd.DataFrame) -> dict:
+    counts = count_table(table)
+    duplicates = table[table["split"] == DUPLICATE]
+    labels_per_group = table.groupby("pixel_hash")["class"].nunique()
+    return {
+        **{split: int(counts[split].sum()) for split in SPLITS},
+        "duplicates_dropped": len(duplicates),
+        "duplicates_with_another_class": int((labels_per_group > 1).sum()),
+        "per_class": {
+            name: {split: int(counts.loc[name, split]) for split in SPLITS} for name in counts.index
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--resized", type=Path, required=True, help="the data/resized folder")
+    parser.add_argument("--out", type=Path, required=True, help="the split CSV to write")
+    parser.add_argument("--metrics", type=Path, required=True, help="counts JSON to write")
+    parser.add_argument("--plot", type=Path, required=True, help="class distribution PNG to write")
+    args = parser.parse_args(argv)
+    params = read_params()
+    base, split = BaseParams.from_params(params), SplitParams.from_params(params)
+
+    table = read_csv(args.resized / INDEX_FILE, ("path", "class", "split", "pixel_hash"))
+    table.insert(0, "row", np.arange(len(table)))
+    table["split"] = split_indices(
+        table["class"].to_numpy(),
+        table["pixel_hash"].to_numpy(),
+        (table["split"] == "test").to_numpy(),
+        split.val_fraction,
+        split.test_fraction,
+        base.seed,
+    )
+    with atomic_path(args.out) as temporary:
+        table[["row", "path", "class", "split"]].to_csv(temporary, index=False)
+    result = summary(table)
+    write_json(args.metrics, result)
+    save_figure(class_distribution_figure(count_table(table)), args.plot)
+    log.info(
+        "split: train %d, val %d, test %d, %d duplicates dropped",
+        result["train"], result["val"], result["test"], result["duplicates_dropped"],
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    run_stage(main)

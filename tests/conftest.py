@@ -1,0 +1,116 @@
+"""Shared test helpers: params files, small image trees, a git+DVC repository of this project."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT_FILES = ("dvc.yaml", "params.yaml", "stages")
+
+
+def set_param(params: dict, dotted: str, value) -> None:
+    section, key = dotted.split(".")
+    params[section][key] = value
+
+
+def write_params(folder: Path, **overrides) -> Path:
+    """The project's params.yaml with `section__key=value` overrides, written into `folder`."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for name, value in overrides.items():
+        set_param(params, name.replace("__", "."), value)
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
+def save_image(path: Path, size=(40, 30), color=(200, 30, 30), mode="RGB", **save_args) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.new("RGB", size, color)
+    # A gradient, so that resized images of different sizes differ in their pixels.
+    pixels = np.asarray(image).copy()
+    pixels[..., 1] = np.linspace(0, 255, size[0], dtype=np.uint8)[None, :]
+    Image.fromarray(pixels).convert(mode).save(path, **save_args)
+    return path
+
+
+def make_class_tree(root: Path, classes=("cat", "dog", "cow"), per_class=10, seed=0) -> Path:
+    """<class>/<image>.png with distinct random pixels (no accidental duplicates)."""
+    rng = np.random.default_rng(seed)
+    for name in classes:
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for index in range(per_class):
+            pixels = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{index:03d}.png")
+    return root
+
+
+def tree_digest(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def stage_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        # DVC stage commands say `python`: make it this interpreter, even without an activated venv.
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        DVC_NO_ANALYTICS="1",
+        GIT_AUTHOR_NAME="test",
+        GIT_AUTHOR_EMAIL="test@example.com",
+        GIT_COMMITTER_NAME="test",
+        GIT_COMMITTER_EMAIL="test@example.com",
+        PYTHONPATH=str(ROOT),
+        PYTHONUNBUFFERED="1",
+        TF_CPP_MIN_LOG_LEVEL="2",
+    )
+    env.update(extra)
+    return env
+
+
+def run(
+    args: list[str], cwd: Path, check=True, env=None, timeout=900
+) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        args, cwd=cwd, env=env or stage_env(), capture_output=True, text=True, timeout=timeout
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} exited {result.returncode}\n"
+            f"stdout:\n{result.stdout[-4000:]}\nstderr:\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
+def run_stage(stage: str, *args: str, cwd: Path, check=True, env=None):
+    return run([sys.executable, "-m", f"stages.{stage}", *args], cwd, check=check, env=env)
+
+
+def dvc(*args: str, cwd: Path, check=True):
+    return run([sys.executable, "-m", "dvc", *args], cwd, check=check)
+
+
+@pytest.fixture
+def dvc_repo(tmp_path: Path) -> Path:
+    """A fresh git + DVC repository holding this project's pipeline, committed."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in PROJECT_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, repo / name)
+    shutil.copy2(ROOT / ".gitignore", repo / ".gitignore")
+    run(["git", "init", "-q", "-b", "main"], repo)
+    dvc("init", "-q", cwd=repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "pipeline"], repo)
+    return repo

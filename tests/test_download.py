@@ -1,0 +1,124 @@
+"""download from a local folder and from the embedded Animal-MNIST package."""
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stages.cli import StageError
+from stages.download import find_source_files
+from tests.conftest import make_class_tree, run_stage, save_image, tree_digest, write_params
+
+
+def manifest(raw: Path) -> list[dict[str, str]]:
+    with (raw / "manifest.csv").open() as file:
+        return list(csv.DictReader(file))
+
+
+def test_class_folders_in_a_wrapper_folder(tmp_path):
+    root = tmp_path / "export"
+    make_class_tree(root / "photos", classes=("cat", "dog"), per_class=3)
+    save_image(root / "photos" / "cat" / "nested" / "deep.jpg")
+    (root / "photos" / "cat" / ".DS_Store").write_bytes(b"\0")
+    (root / "photos" / ".hidden").mkdir()
+    (root / "README.txt").write_text("not a class")
+    files = find_source_files(root)
+    assert [(f.label, f.name, f.split) for f in files] == [
+        ("cat", "000.png", ""),
+        ("cat", "001.png", ""),
+        ("cat", "002.png", ""),
+        ("cat", "nested__deep.jpg", ""),
+        ("dog", "000.png", ""),
+        ("dog", "001.png", ""),
+        ("dog", "002.png", ""),
+    ]
+
+
+def test_given_train_test_split_is_kept_and_names_do_not_collide(tmp_path):
+    make_class_tree(tmp_path / "train", classes=("cat", "dog"), per_class=4)
+    make_class_tree(tmp_path / "test", classes=("cat", "dog"), per_class=2)
+    files = find_source_files(tmp_path, max_per_class=3)
+    assert [(f.label, f.split) for f in files].count(("cat", "train")) == 3
+    assert [(f.label, f.split) for f in files].count(("dog", "test")) == 2
+    names = [f"{f.label}/{f.name}" for f in files]
+    assert len(names) == len(set(names))
+    assert "cat/test__000.png" in names and "cat/train__000.png" in names
+
+
+def test_folder_without_class_folders(tmp_path):
+    save_image(tmp_path / "loose.jpg")
+    with pytest.raises(StageError, match="has no class folders: expected <class>/<image>"):
+        find_source_files(tmp_path)
+
+
+def test_class_without_images(tmp_path):
+    make_class_tree(tmp_path, classes=("cat",), per_class=2)
+    (tmp_path / "dog").mkdir()
+    (tmp_path / "dog" / "notes.txt").write_text("no photos yet")
+    with pytest.raises(StageError, match=r"class folder .*dog holds no images"):
+        find_source_files(tmp_path)
+
+
+def test_folder_stage_copies_and_leaves_the_source_alone(tmp_path):
+    source = make_class_tree(tmp_path / "mine", classes=("cat", "dog"), per_class=5)
+    before = tree_digest(source)
+    work = tmp_path / "work"
+    work.mkdir()
+    write_params(work, data__source="folder", data__folder=str(source))
+    run_stage("download", "--out", "data/raw", cwd=work)
+    raw = work / "data" / "raw"
+    assert tree_digest(source) == before
+    assert (raw / "dog" / "004.png").read_bytes() == (source / "dog" / "004.png").read_bytes()
+    assert len(manifest(raw)) == 10
+    assert not [p for p in work.rglob("*.tmp")]  # nothing left behind
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"data__source": "folder", "data__folder": "/no/such/folder"},
+         "download: error: params.yaml: data.folder = '/no/such/folder' is not allowed"),
+        ({"data__source": "folder", "data__folder": "empty"},
+         "download: error: empty has no class folders"),
+        ({"data__source": "dropbox"},
+         "download: error: params.yaml: data.source = 'dropbox' is not allowed: must be one of"),
+    ],
+)  # fmt: skip
+def test_failures_are_one_line_and_keep_the_old_data(tmp_path, params, expected):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "data" / "raw").mkdir(parents=True)
+    (tmp_path / "data" / "raw" / "kept.txt").write_text("previous")
+    write_params(tmp_path, **params)
+    result = run_stage("download", "--out", "data/raw", cwd=tmp_path, check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(expected)
+    assert "Traceback" not in result.stderr
+    assert (tmp_path / "data" / "raw" / "kept.txt").read_text() == "previous"
+
+
+def test_animal_mnist_slice(tmp_path):
+    write_params(tmp_path, data__max_images_per_class=3)
+    run_stage("download", "--out", "data/raw", cwd=tmp_path)
+    raw = tmp_path / "data" / "raw"
+    rows = manifest(raw)
+    classes = [
+        "bear",
+        "bird",
+        "cat",
+        "cow",
+        "dog",
+        "elephant",
+        "giraffe",
+        "horse",
+        "sheep",
+        "zebra",
+    ]
+    assert sorted({row["class"] for row in rows}) == classes
+    assert len(rows) == 30
+    from PIL import Image
+
+    with Image.open(raw / rows[0]["path"]) as image:
+        assert image.size == (28, 28)
+        assert image.mode == "L"
+        assert np.asarray(image).std() > 0

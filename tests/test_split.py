@@ -1,0 +1,81 @@
+"""split: stratified, seeded, duplicates never in two splits, a given test split kept."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stages.cli import StageError
+from stages.split import DUPLICATE, count_table, split_indices, summary
+
+
+def dataset(per_class=(100, 60, 40), duplicates=0, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = np.concatenate([[f"c{i}"] * n for i, n in enumerate(per_class)])
+    groups = np.array([f"g{i}" for i in range(len(labels))], dtype=object)
+    for copy in rng.choice(len(labels), duplicates, replace=False):
+        original = (copy + 1) % len(labels)
+        groups[copy], labels[copy] = groups[original], labels[original]
+    return labels, groups
+
+
+def test_same_seed_same_split_and_another_seed_another():
+    labels, groups = dataset()
+    no_test = np.zeros(len(labels), bool)
+    first = split_indices(labels, groups, no_test, 0.2, 0.1, seed=7)
+    again = split_indices(labels, groups, no_test, 0.2, 0.1, seed=7)
+    other = split_indices(labels, groups, no_test, 0.2, 0.1, seed=8)
+    assert (first == again).all()
+    assert (first != other).any()
+
+
+def test_every_class_is_split_in_proportion():
+    labels, groups = dataset(per_class=(200, 100, 50))
+    splits = split_indices(labels, groups, np.zeros(len(labels), bool), 0.2, 0.1, seed=0)
+    counts = count_table(pd.DataFrame({"class": labels, "split": splits}))
+    for name, row in counts.iterrows():
+        total = row.sum()
+        assert abs(row["val"] - 0.2 * total) <= 1, name
+        assert abs(row["test"] - 0.1 * total) <= 1, name
+
+
+def test_duplicates_are_kept_once():
+    labels, groups = dataset(duplicates=30)
+    splits = split_indices(labels, groups, np.zeros(len(labels), bool), 0.2, 0.2, seed=1)
+    table = pd.DataFrame({"group": groups, "split": splits})
+    used = table[table["split"] != DUPLICATE]
+    assert used["group"].is_unique  # one copy per image, so no image in two splits
+    assert (table["split"] == DUPLICATE).sum() == len(groups) - len(set(groups))
+    assert set(used["group"]) == set(groups)
+
+
+def test_given_test_split_stays_whole():
+    labels, groups = dataset(per_class=(50, 50))
+    given_test = np.zeros(len(labels), bool)
+    given_test[[0, 1, 2, 50, 51]] = True
+    groups[10] = groups[0]  # a train copy of a given test image
+    splits = split_indices(labels, groups, given_test, 0.2, 0.5, seed=0)
+    assert list(np.flatnonzero(splits == "test")) == [0, 1, 2, 50, 51]
+    assert splits[10] == DUPLICATE
+    train_val = (splits == "train").sum() + (splits == "val").sum()
+    assert (splits == "val").sum() == pytest.approx(0.2 * train_val, abs=1)
+
+
+def test_too_few_images_in_a_class():
+    labels, groups = dataset(per_class=(40, 3))
+    with pytest.raises(
+        StageError, match=r"class 'c1' has 3 distinct image\(s\); splitting needs at least 7"
+    ):
+        split_indices(labels, groups, np.zeros(len(labels), bool), 0.15, 0.15, seed=0)
+
+
+def test_summary_counts():
+    labels, groups = dataset(per_class=(20, 20), duplicates=4)
+    splits = split_indices(labels, groups, np.zeros(len(labels), bool), 0.25, 0.25, seed=0)
+    table = pd.DataFrame({"class": labels, "split": splits, "pixel_hash": groups})
+    result = summary(table)
+    assert result["train"] + result["val"] + result["test"] == 36
+    assert result["duplicates_dropped"] == 4
+    assert (
+        sum(result["per_class"]["c0"].values())
+        == (labels == "c0").sum() - ((splits == DUPLICATE) & (labels == "c0")).sum()
+    )
