@@ -5,11 +5,15 @@ Figures are built without pyplot (no global state, no display needed) and saved 
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from stages.files import atomic_path
 
@@ -48,4 +52,113 @@ def class_distribution_figure(counts: pd.DataFrame) -> Figure:
         axes.set_ylabel("")
         sns.move_legend(axes, "upper left", bbox_to_anchor=(1.01, 1), title="split")
         axes.margins(x=0.12)
+    return figure
+
+
+def confusion_figure(matrix: np.ndarray, class_names: list[str], accuracy: float) -> Figure:
+    """Counts and row-normalised (recall per class) confusion matrices side by side."""
+    totals = matrix.sum(axis=1, keepdims=True)
+    normalised = np.divide(matrix, totals, out=np.zeros(matrix.shape), where=totals > 0)
+    side = 2.5 + 0.55 * len(class_names)
+    with style():
+        figure = Figure(figsize=(2 * side + 1, side))
+        left, right = figure.subplots(1, 2)
+        options = {
+            "xticklabels": class_names,
+            "yticklabels": class_names,
+            "square": True,
+            "cbar": False,
+            "cmap": "Blues",
+            "fmt": "",
+        }
+        # Blank cells for zeros: the few confusions stand out instead of a sea of 0s.
+        counts = np.where(matrix > 0, matrix.astype(str), "")
+        shares = np.where(matrix > 0, np.char.mod("%.2f", normalised), "")
+        sns.heatmap(matrix, annot=counts, ax=left, **options)
+        sns.heatmap(normalised, annot=shares, vmin=0, vmax=1, ax=right, **options)
+        left.set_title("Counts (blank = 0)")
+        right.set_title("Share of each true class (rows sum to 1)")
+        for axes in (left, right):
+            axes.set_xlabel("predicted")
+            axes.set_ylabel("actual")
+            axes.tick_params(axis="x", rotation=45)
+            axes.tick_params(axis="y", rotation=0)
+        figure.suptitle(
+            f"Confusion matrix on the test set: {int(matrix.sum())} images, accuracy {accuracy:.2%}"
+        )
+    return figure
+
+
+def curves_figure(history: pd.DataFrame, best_epoch: int) -> Figure:
+    """Accuracy and loss by epoch, train vs val (columns epoch, split, accuracy, loss)."""
+    with style():
+        figure = Figure(figsize=(11, 4.2), layout="constrained")
+        for axes, metric in zip(figure.subplots(1, 2), ("accuracy", "loss"), strict=True):
+            sns.lineplot(history, x="epoch", y=metric, hue="split", marker="o", ax=axes)
+            axes.axvline(best_epoch, color="grey", linestyle="--", linewidth=1)
+            axes.annotate(
+                f"kept: epoch {best_epoch} ",
+                (best_epoch, 0.5),
+                xycoords=("data", "axes fraction"),
+                ha="right",
+                color="grey",
+            )
+            axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+            axes.set_title(f"{metric.capitalize()} by epoch")
+        figure.suptitle("Training curves: train vs val")
+    return figure
+
+
+@dataclass(frozen=True)
+class Panel:
+    image: np.ndarray  # (height, width, 3) uint8
+    caption: str
+    heatmap: np.ndarray | None = None  # (height, width) in [0, 1], laid over the image
+    color: str = "black"
+
+
+def image_grid_figure(rows: list[list[Panel]], title: str, columns: int = 4) -> Figure:
+    """Rows of captioned images (each row wraps at `columns`); an empty row says 'none'."""
+    lines = [
+        row[start : start + columns]
+        for row in rows
+        for start in range(0, max(len(row), 1), columns)
+    ]
+    with style():
+        figure = Figure(figsize=(3 * columns, 3.3 * len(lines) + 0.6), layout="constrained")
+        grid = figure.subplots(len(lines), columns, squeeze=False)
+        for line, axes_row in zip(lines, grid, strict=True):
+            for axes in axes_row:
+                axes.axis("off")
+            if not line:
+                axes_row[0].text(0.5, 0.5, "none", ha="center", va="center", fontsize=14)
+            for panel, axes in zip(line, axes_row, strict=False):
+                axes.imshow(panel.image)
+                if panel.heatmap is not None:
+                    axes.imshow(panel.heatmap, cmap="jet", alpha=0.4, vmin=0, vmax=1)
+                axes.set_title(panel.caption, fontsize=9, color=panel.color)
+        figure.suptitle(title, fontsize=12)
+    return figure
+
+
+def sweep_heatmap_figure(results: pd.DataFrame, best: pd.Series) -> Figure:
+    """Val accuracy over the learning rate x batch size grid; the best cell is outlined."""
+    grid = results.pivot(index="learning_rate", columns="batch_size", values="val_accuracy")
+    with style():
+        figure = Figure(figsize=(2.2 + 1.4 * grid.shape[1], 1.6 + 0.8 * grid.shape[0]))
+        axes = figure.subplots()
+        sns.heatmap(
+            grid, annot=True, fmt=".3f", cmap="viridis", cbar_kws={"label": "val accuracy"}, ax=axes
+        )
+        row = list(grid.index).index(best["learning_rate"])
+        column = list(grid.columns).index(best["batch_size"])
+        axes.add_patch(Rectangle((column, row), 1, 1, fill=False, edgecolor="red", linewidth=3))
+        axes.set_xlabel("batch size")
+        axes.set_ylabel("learning rate")
+        axes.tick_params(axis="y", rotation=0)
+        epochs = int(results["epochs"].iloc[0])
+        axes.set_title(
+            f"Sweep: val accuracy after {epochs} epoch(s); best (red) "
+            f"lr={best['learning_rate']:g}, batch {int(best['batch_size'])}"
+        )
     return figure

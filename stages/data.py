@@ -29,6 +29,14 @@ def class_names(labels: pd.Series) -> list[str]:
     return sorted(labels.unique())
 
 
+def image_size(resized: Path) -> int:
+    """Side of the stored square images, read from the .npy header without loading them."""
+    try:
+        return int(np.load(resized / IMAGES_FILE, mmap_mode="r").shape[1])
+    except FileNotFoundError:
+        raise StageError(f"{resized / IMAGES_FILE} not found: run the resize stage first") from None
+
+
 @dataclass(frozen=True)
 class Subset:
     images: np.ndarray  # (n, size, size, 3) uint8

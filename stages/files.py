@@ -18,11 +18,12 @@ def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success it replaces `path`, on error it goes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+    # Same suffix as the target: some writers (Keras, matplotlib) choose the format by it.
+    descriptor, name = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}"
     )
     os.close(descriptor)
-    temporary = Path(temporary)
+    temporary = Path(name)
     try:
         yield temporary
         os.replace(temporary, path)

@@ -17,6 +17,10 @@ PARAMS_FILE = Path("params.yaml")
 
 DATA_SOURCES = ("animal-mnist", "kaggle", "folder")
 RESIZE_FITS = ("squash", "crop", "pad")
+# separable_cnn is ours; the others are keras.applications backbones for transfer learning.
+MODELS = ("separable_cnn", "vgg16", "resnet50", "efficientnetv2b0", "mobilenetv3small")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+LR_SCHEDULES = ("cosine", "constant")
 # owner/dataset, optionally pinned to a version: owner/dataset/versions/N
 KAGGLE_HANDLE = re.compile(r"^[\w.-]+/[\w.-]+(/versions/\d+)?$")
 
@@ -251,5 +255,113 @@ class SplitParams:
                 "must be below 1 to leave images for training",
             )
         result = cls(val_fraction=val_fraction, test_fraction=test_fraction)
+        section.check_no_unknown_keys()
+        return result
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    model: str
+    weights: str  # "imagenet", "none" or a path to a weights file, for transfer models
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    optimizer: str
+    lr_schedule: str
+    l2: float
+    dropout: float
+    filters: list[int]
+    flip: bool
+    rotation: float
+    zoom: float
+    early_stopping_patience: int
+    class_weights: bool
+    fine_tune_epochs: int
+    fine_tune_learning_rate: float
+    fine_tune_layers: int
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> Self:
+        section = Section(params, "train")
+        model = section.choice("model", MODELS)
+        weights = section.text("weights")
+        if weights not in ("imagenet", "none") and not Path(weights).expanduser().is_file():
+            raise section.error(
+                "weights", weights, "must be imagenet, none or the path of an existing weights file"
+            )
+        result = cls(
+            model=model,
+            weights=weights,
+            epochs=section.integer("epochs", minimum=1),
+            batch_size=section.integer("batch_size", minimum=1, maximum=65536),
+            learning_rate=section.number("learning_rate", above=0, maximum=10),
+            optimizer=section.choice("optimizer", OPTIMIZERS),
+            lr_schedule=section.choice("lr_schedule", LR_SCHEDULES),
+            l2=section.number("l2", minimum=0, below=1),
+            dropout=section.number("dropout", minimum=0, below=1),
+            filters=section.integers("filters", minimum=1),
+            flip=section.flag("flip"),
+            rotation=section.number("rotation", minimum=0, maximum=0.5),
+            zoom=section.number("zoom", minimum=0, below=1),
+            early_stopping_patience=section.integer("early_stopping_patience", minimum=0),
+            class_weights=section.flag("class_weights"),
+            fine_tune_epochs=section.integer("fine_tune_epochs", minimum=0),
+            fine_tune_learning_rate=section.number("fine_tune_learning_rate", above=0, maximum=10),
+            fine_tune_layers=section.integer("fine_tune_layers", minimum=1),
+        )
+        section.check_no_unknown_keys()
+        return result
+
+
+@dataclass(frozen=True)
+class SweepParams:
+    learning_rates: list[float]
+    batch_sizes: list[int]
+    epochs: int
+    train_fraction: float
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> Self:
+        section = Section(params, "sweep")
+        result = cls(
+            learning_rates=section.numbers("learning_rates", above=0, maximum=10),
+            batch_sizes=section.integers("batch_sizes", minimum=1),
+            epochs=section.integer("epochs", minimum=1),
+            train_fraction=section.number("train_fraction", above=0, maximum=1),
+        )
+        section.check_no_unknown_keys()
+        return result
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    batch_size: int
+    mistakes_shown: int
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> Self:
+        section = Section(params, "evaluate")
+        result = cls(
+            batch_size=section.integer("batch_size", minimum=1),
+            mistakes_shown=section.integer("mistakes_shown", minimum=0, maximum=100),
+        )
+        section.check_no_unknown_keys()
+        return result
+
+
+@dataclass(frozen=True)
+class GradcamParams:
+    layer: str  # "" = the last convolutional feature map, found automatically
+    correct_per_class: int
+    wrong_per_class: int
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> Self:
+        section = Section(params, "gradcam")
+        result = cls(
+            layer=section.text("layer"),
+            correct_per_class=section.integer("correct_per_class", minimum=0, maximum=20),
+            wrong_per_class=section.integer("wrong_per_class", minimum=0, maximum=20),
+        )
         section.check_no_unknown_keys()
         return result

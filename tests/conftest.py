@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from PIL import Image
@@ -99,8 +100,12 @@ def dvc(*args: str, cwd: Path, check=True):
 
 @pytest.fixture
 def dvc_repo(tmp_path: Path) -> Path:
+    return make_dvc_repo(tmp_path)
+
+
+def make_dvc_repo(folder: Path) -> Path:
     """A fresh git + DVC repository holding this project's pipeline, committed."""
-    repo = tmp_path / "repo"
+    repo = folder / "repo"
     repo.mkdir()
     for name in PROJECT_FILES:
         source = ROOT / name
@@ -114,3 +119,31 @@ def dvc_repo(tmp_path: Path) -> Path:
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "-m", "pipeline"], repo)
     return repo
+
+
+def make_resized_dataset(
+    folder: Path, size=32, per_class=24, classes=("cat", "dog", "cow"), seed=0
+):
+    """A resize+split output of learnable synthetic images: each class is a bright square in
+    its own corner on noise. Writes folder/resized/{images.npy,index.csv} and folder/split.csv."""
+    rng = np.random.default_rng(seed)
+    images, rows = [], []
+    quarter = size // 2
+    for label, name in enumerate(classes):
+        for index in range(per_class):
+            image = rng.integers(0, 90, (size, size, 3), dtype=np.uint8)
+            top, left = divmod(label % 4, 2)
+            image[top * quarter : (top + 1) * quarter, left * quarter : (left + 1) * quarter] = 230
+            images.append(image)
+            split = ("train", "train", "train", "val", "test", "train")[index % 6]
+            rows.append({"path": f"{name}/{index}.png", "class": name, "split": split})
+    resized = folder / "resized"
+    resized.mkdir(parents=True, exist_ok=True)
+    np.save(resized / "images.npy", np.stack(images))
+    table = pd.DataFrame(rows)
+    table.assign(split="", pixel_hash=[f"h{i}" for i in range(len(table))]).to_csv(
+        resized / "index.csv", index=False
+    )
+    table.insert(0, "row", range(len(table)))
+    table.to_csv(folder / "split.csv", index=False)
+    return resized, folder / "split.csv"

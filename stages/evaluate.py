@@ -1,0 +1,209 @@
+"""evaluate: predict the test split once; every number and plot comes from those predictions.
+
+So the report, the confusion matrix and the metrics cannot disagree. Writes the metrics
+JSON, a Markdown classification report, and into --plots: predictions.csv (for DVC's
+confusion template and the gradcam stage), confusion_matrix.png, curves.png, mistakes.png.
+"""
+
+import argparse
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import classification_report, confusion_matrix
+
+from stages.charts import (
+    Panel,
+    confusion_figure,
+    curves_figure,
+    image_grid_figure,
+    save_figure,
+)
+from stages.cli import run_stage
+from stages.data import Subset, load_subset
+from stages.files import atomic_path, write_json, write_text
+from stages.params import EvaluateParams, read_params
+
+log = logging.getLogger(__name__)
+
+PREDICTIONS_FILE = "predictions.csv"
+
+
+@dataclass(frozen=True)
+class Predictions:
+    labels: np.ndarray  # (n,) true class index
+    logits: np.ndarray  # (n, num_classes)
+    class_names: list[str]
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        shifted = self.logits - self.logits.max(axis=1, keepdims=True)
+        exp = np.exp(shifted)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return self.logits.argmax(axis=1)
+
+    @property
+    def confidence(self) -> np.ndarray:
+        return self.probabilities.max(axis=1)
+
+    def cross_entropy(self) -> float:
+        """Mean sparse categorical cross-entropy, as Keras computes it from logits."""
+        shifted = self.logits - self.logits.max(axis=1, keepdims=True)
+        log_probabilities = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        return float(-log_probabilities[np.arange(len(self.labels)), self.labels].mean())
+
+    def top_k_accuracy(self, k: int) -> float:
+        top = np.argsort(-self.logits, axis=1)[:, :k]
+        return float((top == self.labels[:, None]).any(axis=1).mean())
+
+    def confusion(self) -> np.ndarray:
+        classes = range(len(self.class_names))
+        return confusion_matrix(self.labels, self.predicted, labels=list(classes))
+
+
+def report(predictions: Predictions) -> dict:
+    """accuracy, loss, top-3 accuracy, macro/weighted and per-class precision/recall/F1."""
+    classes = list(range(len(predictions.class_names)))
+    sklearn = classification_report(
+        predictions.labels,
+        predictions.predicted,
+        labels=classes,
+        target_names=predictions.class_names,
+        output_dict=True,
+        zero_division=0,
+    )
+
+    def rounded(scores: dict) -> dict:
+        return {
+            "precision": round(scores["precision"], 4),
+            "recall": round(scores["recall"], 4),
+            "f1": round(scores["f1-score"], 4),
+            "support": int(scores["support"]),
+        }
+
+    return {
+        "accuracy": round(float((predictions.predicted == predictions.labels).mean()), 4),
+        "loss": round(predictions.cross_entropy(), 4),
+        "top3_accuracy": round(predictions.top_k_accuracy(min(3, len(classes))), 4),
+        "macro": rounded(sklearn["macro avg"]),
+        "weighted": rounded(sklearn["weighted avg"]),
+        "per_class": {name: rounded(sklearn[name]) for name in predictions.class_names},
+        "images": len(predictions.labels),
+    }
+
+
+def report_markdown(metrics: dict) -> str:
+    """The classification report as a Markdown table (readable as plain text too)."""
+    lines = [
+        f"# Test set: {metrics['images']} images",
+        "",
+        f"accuracy {metrics['accuracy']:.4f} · loss {metrics['loss']:.4f} · "
+        f"top-3 accuracy {metrics['top3_accuracy']:.4f}",
+        "",
+        "| class | precision | recall | F1 | support |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    rows = [*metrics["per_class"].items(), ("**macro avg**", metrics["macro"])]
+    rows.append(("**weighted avg**", metrics["weighted"]))
+    for name, scores in rows:
+        lines.append(
+            f"| {name} | {scores['precision']:.4f} | {scores['recall']:.4f} | "
+            f"{scores['f1']:.4f} | {scores['support']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def prediction_table(predictions: Predictions, paths: list[str]) -> pd.DataFrame:
+    """One row per test image: what DVC's confusion template and the gradcam stage read."""
+    names = np.array(predictions.class_names)
+    return pd.DataFrame(
+        {
+            "path": paths,
+            "actual": names[predictions.labels],
+            "predicted": names[predictions.predicted],
+            "confidence": predictions.confidence.round(4),
+        }
+    )
+
+
+def caption(row: pd.Series) -> str:
+    return f"true {row['actual']}\npredicted {row['predicted']} ({row['confidence']:.0%})"
+
+
+def most_confident_mistakes(predictions: Predictions, count: int) -> np.ndarray:
+    """Indices of wrong predictions, the most confident first."""
+    wrong = np.flatnonzero(predictions.predicted != predictions.labels)
+    return wrong[np.argsort(-predictions.confidence[wrong], kind="stable")][:count]
+
+
+def read_history(live: Path) -> pd.DataFrame:
+    """DVCLive's per-epoch TSVs -> columns epoch (1-based), split, accuracy, loss."""
+    frames = []
+    for folder, split in (("train", "train"), ("eval", "val")):
+        metrics = [
+            pd.read_csv(live / "plots" / "metrics" / folder / f"{name}.tsv", sep="\t")
+            for name in ("accuracy", "loss")
+        ]
+        frame = metrics[0].merge(metrics[1], on="step")
+        frames.append(frame.assign(epoch=frame["step"] + 1, split=split))
+    return pd.concat(frames, ignore_index=True)
+
+
+def predict(model, subset: Subset, batch_size: int) -> Predictions:
+    logits = model.predict(subset.images.astype("float32"), batch_size=batch_size, verbose=0)
+    return Predictions(subset.labels, np.asarray(logits, dtype=np.float64), subset.class_names)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--resized", type=Path, required=True, help="the data/resized folder")
+    parser.add_argument("--split", type=Path, required=True, help="the split CSV")
+    parser.add_argument("--model", type=Path, required=True, help="the trained .keras model")
+    parser.add_argument("--live", type=Path, required=True, help="train's DVCLive folder")
+    parser.add_argument("--train-metrics", type=Path, required=True, help="train's JSON")
+    parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
+    parser.add_argument("--report", type=Path, required=True, help="Markdown report to write")
+    parser.add_argument("--plots", type=Path, required=True, help="folder for CSV and PNGs")
+    args = parser.parse_args(argv)
+    params = EvaluateParams.from_params(read_params())
+    test = load_subset(args.resized, args.split, "test")
+
+    import keras
+
+    import stages.models  # noqa: F401  (registers the custom layers for safe loading)
+
+    model = keras.models.load_model(args.model, safe_mode=True, compile=False)
+    predictions = predict(model, test, params.batch_size)
+
+    metrics = report(predictions)
+    write_json(args.metrics, metrics)
+    write_text(args.report, report_markdown(metrics))
+    table = prediction_table(predictions, test.paths)
+    with atomic_path(args.plots / PREDICTIONS_FILE) as temporary:
+        table.to_csv(temporary, index=False)
+    save_figure(
+        confusion_figure(predictions.confusion(), test.class_names, metrics["accuracy"]),
+        args.plots / "confusion_matrix.png",
+    )
+    best_epoch = json.loads(args.train_metrics.read_text())["best_epoch"]
+    save_figure(curves_figure(read_history(args.live), best_epoch), args.plots / "curves.png")
+    mistakes = most_confident_mistakes(predictions, params.mistakes_shown)
+    panels = [Panel(test.images[i], caption(table.loc[i])) for i in mistakes]
+    wrong = int((predictions.predicted != predictions.labels).sum())
+    title = f"The {len(mistakes)} most confident mistakes (of {wrong})"
+    save_figure(image_grid_figure([panels], title), args.plots / "mistakes.png")
+    log.info(
+        "evaluate: test accuracy %.4f, loss %.4f, top-3 %.4f, macro F1 %.4f on %d images",
+        metrics["accuracy"], metrics["loss"], metrics["top3_accuracy"], metrics["macro"]["f1"],
+        metrics["images"],
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    run_stage(main)

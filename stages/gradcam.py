@@ -1,0 +1,133 @@
+"""gradcam: where the model looks, as Grad-CAM heatmaps over test images of every class.
+
+For each class, some correct predictions and the most confident mistakes (chosen from
+evaluate's predictions.csv), each captioned with the true label, the predicted label and
+the confidence; one PNG grid per class in --out.
+"""
+
+import argparse
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from stages.charts import Panel, image_grid_figure, save_figure
+from stages.cli import StageError, run_stage
+from stages.data import load_subset, read_csv
+from stages.evaluate import caption
+from stages.files import atomic_directory
+from stages.params import BaseParams, GradcamParams, read_params
+
+log = logging.getLogger(__name__)
+
+NOT_FEATURE_MAPS = ("Pooling", "Dropout", "Flatten")  # 4-D outputs that are not a conv's map
+
+
+def last_conv_layer(model) -> str:
+    """The last layer that outputs a spatial feature map (rank 4), pooling excluded."""
+    for layer in reversed(model.layers):
+        kind = type(layer).__name__
+        if len(layer.output.shape) == 4 and not any(word in kind for word in NOT_FEATURE_MAPS):
+            if kind in ("InputLayer", "Rescaling", "CaffePreprocess"):
+                break
+            return layer.name
+    raise StageError(f"model {model.name} has no convolutional feature map for Grad-CAM")
+
+
+def gradcam_heatmap(model, images: np.ndarray, class_index, layer_name: str) -> np.ndarray:
+    """Grad-CAM: gradients of each image's `class_index` logit w.r.t. the feature map of
+    `layer_name`, averaged per channel, weight the channels; ReLU; scaled to [0, 1] per image;
+    resized to the image. `class_index` is one class for all images or one per image.
+
+    Returns (n, height, width) float32; a map with no positive evidence is all zeros.
+    """
+    import keras
+    import tensorflow as tf
+
+    images = tf.convert_to_tensor(images, tf.float32)
+    count = images.shape[0]
+    classes = tf.broadcast_to(tf.cast(class_index, tf.int32), (count,))
+    probe = keras.Model(model.inputs, [model.get_layer(layer_name).output, model.output])
+    with tf.GradientTape() as tape:
+        feature_maps, logits = probe(images, training=False)
+        feature_maps = tf.cast(feature_maps, tf.float32)
+        scores = tf.gather(tf.cast(logits, tf.float32), classes, axis=1, batch_dims=1)
+    gradients = tape.gradient(scores, feature_maps)
+    channel_weights = tf.reduce_mean(gradients, axis=(1, 2))
+    cam = tf.nn.relu(tf.einsum("nhwc,nc->nhw", feature_maps, channel_weights))
+    peak = tf.reduce_max(cam, axis=(1, 2), keepdims=True)
+    cam = tf.math.divide_no_nan(cam, peak)
+    cam = tf.image.resize(cam[..., None], images.shape[1:3], method="bilinear")[..., 0]
+    return np.clip(cam.numpy(), 0.0, 1.0).astype(np.float32)
+
+
+def choose_examples(
+    predictions: pd.DataFrame, name: str, correct: int, wrong: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices of `correct` right answers for class `name` (a random, seeded sample) and
+    of its `wrong` most confident mistakes."""
+    actual = predictions["actual"] == name
+    right = predictions.index[actual & (predictions["predicted"] == name)].to_numpy()
+    rng = np.random.default_rng(seed)
+    right = np.sort(rng.choice(right, min(correct, len(right)), replace=False))
+    mistakes = predictions[actual & (predictions["predicted"] != name)]
+    mistakes = mistakes.sort_values("confidence", ascending=False, kind="stable")
+    return right, mistakes.index[:wrong].to_numpy()
+
+
+def class_figure(model, layer, test, predictions, name, right, wrong, columns):
+    """One class's grid: right answers on top (green), mistakes below (red), heatmaps over."""
+    rows = np.concatenate([right, wrong]).astype(int)
+    class_of = {class_name: index for index, class_name in enumerate(test.class_names)}
+    predicted = predictions.loc[rows, "predicted"].map(class_of).to_numpy()
+    heatmaps = gradcam_heatmap(model, test.images[rows], predicted, layer) if len(rows) else []
+    colors = ["darkgreen"] * len(right) + ["firebrick"] * len(wrong)
+    panels = [
+        Panel(test.images[row], caption(predictions.loc[row]), heatmap, color)
+        for row, heatmap, color in zip(rows, heatmaps, colors, strict=True)
+    ]
+    title = (
+        f"Grad-CAM for {name} at layer {layer}: right (green), most confident mistakes (red);"
+        "\nwarm colours = evidence for the predicted class"
+    )
+    return image_grid_figure([panels[: len(right)], panels[len(right) :]], title, columns)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--resized", type=Path, required=True, help="the data/resized folder")
+    parser.add_argument("--split", type=Path, required=True, help="the split CSV")
+    parser.add_argument("--model", type=Path, required=True, help="the trained .keras model")
+    parser.add_argument("--predictions", type=Path, required=True, help="evaluate's CSV")
+    parser.add_argument("--out", type=Path, required=True, help="folder for one PNG per class")
+    args = parser.parse_args(argv)
+    params = read_params()
+    base, gradcam = BaseParams.from_params(params), GradcamParams.from_params(params)
+    test = load_subset(args.resized, args.split, "test")
+    predictions = read_csv(args.predictions, ("path", "actual", "predicted", "confidence"))
+    predictions["confidence"] = predictions["confidence"].astype(float)
+    if predictions["path"].tolist() != test.paths:
+        raise StageError(f"{args.predictions} is not of this test split: re-run evaluate")
+
+    import keras
+
+    import stages.models  # noqa: F401  (registers the custom layers for safe loading)
+
+    model = keras.models.load_model(args.model, safe_mode=True, compile=False)
+    layer = gradcam.layer or last_conv_layer(model)
+    if layer not in {candidate.name for candidate in model.layers}:
+        raise StageError(f"params.yaml: gradcam.layer = {layer!r} is not a layer of the model")
+    columns = max(gradcam.correct_per_class, gradcam.wrong_per_class, 1)
+    with atomic_directory(args.out) as out:
+        for name in test.class_names:
+            right, wrong = choose_examples(
+                predictions, name, gradcam.correct_per_class, gradcam.wrong_per_class, base.seed
+            )
+            figure = class_figure(model, layer, test, predictions, name, right, wrong, columns)
+            save_figure(figure, out / f"{name}.png", dpi=80)
+    log.info("gradcam: %d classes from layer %s -> %s", len(test.class_names), layer, args.out)
+
+
+if __name__ == "__main__":
+    run_stage(main)

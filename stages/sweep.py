@@ -1,0 +1,123 @@
+"""sweep: train briefly with every (learning rate, batch size) pair; rank the pairs by val accuracy.
+
+Each pair goes through exactly the train stage's code (stages/training.py) with the train
+params, except for the learning rate, the batch size and a short budget of its own
+(sweep.epochs, on a stratified sweep.train_fraction of the train split; no fine-tuning, no
+early stopping). Writes the results table, a heatmap, and the best pair as metrics, and
+prints the `dvc exp run` command that trains the full model with it.
+"""
+
+import argparse
+import dataclasses
+import itertools
+import logging
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from stages.charts import save_figure, sweep_heatmap_figure
+from stages.cli import progress, run_stage
+from stages.data import image_size, load_subset
+from stages.files import atomic_path, write_json
+from stages.models import check_input_size
+from stages.params import BaseParams, SweepParams, TrainParams, read_params
+
+log = logging.getLogger(__name__)
+
+
+def pair_params(train: TrainParams, sweep: SweepParams, learning_rate: float, batch_size: int):
+    return dataclasses.replace(
+        train,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        epochs=sweep.epochs,
+        early_stopping_patience=0,
+        fine_tune_epochs=0,
+    )
+
+
+def best_pair(results: pd.DataFrame) -> pd.Series:
+    """Highest val accuracy; on a tie, the lower val loss."""
+    ranked = results.sort_values(["val_accuracy", "val_loss"], ascending=[False, True])
+    return ranked.iloc[0]
+
+
+def experiment_command(best: pd.Series) -> str:
+    return (
+        f"dvc exp run -S train.learning_rate={best['learning_rate']:g} "
+        f"-S train.batch_size={int(best['batch_size'])}"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--resized", type=Path, required=True, help="the data/resized folder")
+    parser.add_argument("--split", type=Path, required=True, help="the split CSV")
+    parser.add_argument("--results", type=Path, required=True, help="results CSV to write")
+    parser.add_argument("--heatmap", type=Path, required=True, help="heatmap PNG to write")
+    parser.add_argument("--metrics", type=Path, required=True, help="best pair JSON to write")
+    args = parser.parse_args(argv)
+    params = read_params()
+    base, train = BaseParams.from_params(params), TrainParams.from_params(params)
+    sweep = SweepParams.from_params(params)
+    check_input_size(train.model, image_size(args.resized))
+
+    from stages.training import configure_devices, fit_model
+
+    devices = configure_devices()
+    train_set = load_subset(args.resized, args.split, "train", sweep.train_fraction, base.seed)
+    val_set = load_subset(args.resized, args.split, "val")
+    pairs = list(itertools.product(sweep.learning_rates, sweep.batch_sizes))
+    log.info(
+        "sweep: %d pairs x %d epoch(s) of %s on %d images (val %d), %s",
+        len(pairs), sweep.epochs, train.model, len(train_set.labels), len(val_set.labels),
+        devices.describe(),
+    )  # fmt: skip
+    rows, started = [], time.perf_counter()
+    bar = progress(pairs, "sweep", unit="pair")
+    for learning_rate, batch_size in bar:
+        bar.set_postfix(learning_rate=learning_rate, batch_size=batch_size)
+        result = fit_model(
+            pair_params(train, sweep, learning_rate, batch_size),
+            train_set, val_set, base.seed, devices, verbose=0,
+        )  # fmt: skip
+        history, best_epoch = result.history, result.best_epoch
+        rows.append(
+            {
+                "pair": f"lr={learning_rate:g} batch={batch_size}",
+                "learning_rate": learning_rate,
+                "batch_size": batch_size,
+                "val_accuracy": round(history["val_accuracy"][best_epoch], 4),
+                "val_loss": round(history["val_loss"][best_epoch], 4),
+                "epochs": len(history["loss"]),
+                "seconds": round(result.seconds, 1),
+            }
+        )
+        bar.write(f"sweep: {rows[-1]['pair']} -> val_accuracy {rows[-1]['val_accuracy']:.4f}")
+    results = pd.DataFrame(rows)
+    best = best_pair(results)
+    with atomic_path(args.results) as temporary:
+        results.to_csv(temporary, index=False)
+    save_figure(sweep_heatmap_figure(results, best), args.heatmap)
+    write_json(
+        args.metrics,
+        {
+            "best": {
+                "learning_rate": float(best["learning_rate"]),
+                "batch_size": int(best["batch_size"]),
+                "val_accuracy": float(best["val_accuracy"]),
+                "val_loss": float(best["val_loss"]),
+            },
+            "pairs": len(results),
+            "seconds": round(time.perf_counter() - started, 1),
+        },
+    )
+    log.info(
+        "sweep: best %s (val_accuracy %.4f). Train the full model with it:\n  %s",
+        best["pair"], best["val_accuracy"], experiment_command(best),
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,85 @@
+"""train: fit train.model on the train split; keep the epoch with the best val accuracy.
+
+Writes the model (Keras format), per-epoch curves through DVCLive, and a metrics JSON.
+"""
+
+import argparse
+import logging
+from pathlib import Path
+
+from stages.cli import run_stage
+from stages.data import image_size, load_subset
+from stages.files import atomic_path, write_json
+from stages.models import check_input_size
+from stages.params import BaseParams, TrainParams, read_params
+
+log = logging.getLogger(__name__)
+
+
+def summary(result) -> dict:
+    """Best-epoch and last-epoch figures of a FitResult, as flat numbers for `dvc metrics`."""
+    history, best = result.history, result.best_epoch
+
+    def at(epoch: int) -> dict[str, float]:
+        return {
+            "val_accuracy": round(history["val_accuracy"][epoch], 4),
+            "val_loss": round(history["val_loss"][epoch], 4),
+            "train_accuracy": round(history["accuracy"][epoch], 4),
+            "train_loss": round(history["loss"][epoch], 4),
+        }
+
+    return {
+        **at(best),
+        "best_epoch": best + 1,
+        "epochs_run": len(history["loss"]),
+        "last": at(-1),
+        "seconds": round(result.seconds, 1),
+        "images_per_second": round(result.images_per_second, 1),
+        "params": result.model.count_params(),
+        "flops_per_image": result.flops_per_image,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--resized", type=Path, required=True, help="the data/resized folder")
+    parser.add_argument("--split", type=Path, required=True, help="the split CSV")
+    parser.add_argument("--model", type=Path, required=True, help="the .keras file to write")
+    parser.add_argument("--live", type=Path, required=True, help="DVCLive folder for curves")
+    parser.add_argument("--metrics", type=Path, required=True, help="summary JSON to write")
+    args = parser.parse_args(argv)
+    params = read_params()
+    base, train = BaseParams.from_params(params), TrainParams.from_params(params)
+    check_input_size(train.model, image_size(args.resized))
+
+    # TensorFlow is imported only now, after the params were found valid.
+    from dvclive import Live
+    from dvclive.keras import DVCLiveCallback
+
+    from stages.training import configure_devices, fit_model
+
+    devices = configure_devices()
+    train_set = load_subset(args.resized, args.split, "train")
+    val_set = load_subset(args.resized, args.split, "val")
+    log.info(
+        "train: %s on %d images (val %d), %s",
+        train.model, len(train_set.labels), len(val_set.labels), devices.describe(),
+    )  # fmt: skip
+    with Live(str(args.live), dvcyaml=False, save_dvc_exp=False) as live:
+        result = fit_model(
+            train, train_set, val_set, base.seed, devices,
+            callbacks=[DVCLiveCallback(live=live)], on_phase=log.info,
+        )  # fmt: skip
+    with atomic_path(args.model) as temporary:
+        result.model.save(temporary)
+    metrics = summary(result)
+    write_json(args.metrics, metrics)
+    log.info(
+        "train: best val_accuracy %.4f at epoch %d of %d, %.0f s, %.0f images/s",
+        metrics["val_accuracy"], metrics["best_epoch"], metrics["epochs_run"],
+        metrics["seconds"], metrics["images_per_second"],
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    run_stage(main)

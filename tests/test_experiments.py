@@ -1,0 +1,106 @@
+"""DVC experiments the way users drive them, on a tiny slice in a temporary git repository:
+`dvc repro`, `dvc exp run -S`, a queued grid, `dvc metrics diff`, `dvc plots show`."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import dvc, make_dvc_repo, run, write_params
+
+TINY_PIPELINE = {
+    "data__max_images_per_class": 10,
+    "resize__size": 32,
+    "train__epochs": 2,
+    "train__batch_size": 16,
+    "train__filters": [8, 16],
+    "sweep__learning_rates": [0.001, 0.01],
+    "sweep__batch_sizes": [16],
+    "sweep__epochs": 1,
+    "sweep__train_fraction": 1.0,
+    "evaluate__mistakes_shown": 4,
+    "gradcam__correct_per_class": 1,
+    "gradcam__wrong_per_class": 1,
+}
+DATA_STAGES = ("download", "resize", "split")
+
+
+def ran(output: str) -> set[str]:
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory) -> Path:
+    """The whole pipeline reproduced once and committed, like the repository's own baseline."""
+    repo = make_dvc_repo(tmp_path_factory.mktemp("experiments"))
+    write_params(repo, **TINY_PIPELINE)
+    result = dvc("repro", cwd=repo)
+    assert ran(result.stdout) == {*DATA_STAGES, "train", "sweep", "evaluate", "gradcam"}
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "baseline"], repo)
+    return repo
+
+
+def test_second_repro_does_nothing(baseline):
+    result = dvc("repro", cwd=baseline)
+    assert ran(result.stdout) == set()
+    assert json.loads(dvc("status", "--json", cwd=baseline).stdout) == {}
+
+
+def test_sweep_outputs(baseline):
+    sweep = json.loads((baseline / "metrics/sweep.json").read_text())
+    assert sweep["pairs"] == 2
+    assert sweep["best"]["learning_rate"] in (0.001, 0.01) and sweep["best"]["batch_size"] == 16
+    rows = (baseline / "plots/sweep/results.csv").read_text().splitlines()
+    assert rows[0].startswith("pair,learning_rate,batch_size,val_accuracy,val_loss,epochs,seconds")
+    assert len(rows) == 3
+    assert (baseline / "plots/sweep/heatmap.png").stat().st_size > 5000
+
+
+def test_exp_run_reruns_only_what_depends_on_train_params(baseline):
+    before = json.loads((baseline / "metrics/train.json").read_text())
+    result = dvc("exp", "run", "-S", "train.learning_rate=0.05", cwd=baseline)
+    assert ran(result.stdout) == {"train", "evaluate", "gradcam"}
+    after = json.loads((baseline / "metrics/train.json").read_text())
+    assert after["val_loss"] != before["val_loss"]
+    diff = json.loads(dvc("metrics", "diff", "--json", cwd=baseline).stdout)
+    changed = diff["metrics/train.json"]
+    assert changed["val_loss"]["old"] == before["val_loss"]
+    assert changed["val_loss"]["new"] == after["val_loss"]
+    assert "metrics/evaluate.json" in diff
+    params = json.loads(dvc("params", "diff", "--json", cwd=baseline).stdout)
+    assert params["params.yaml"]["train.learning_rate"]["new"] == 0.05
+
+
+def test_queued_grid_runs_and_shows_up(baseline):
+    dvc("exp", "run", "--queue", "-S", "train.learning_rate=0.002,0.02", "-S", "train.batch_size=8",
+        cwd=baseline)  # fmt: skip
+    dvc("exp", "run", "--run-all", "-j", "1", cwd=baseline)
+    shown = json.loads(dvc("exp", "show", "--json", cwd=baseline).stdout)
+    experiments = [
+        exp["data"]
+        for commit in shown
+        for run_ in commit.get("experiments") or []
+        for exp in run_.get("revs", [])
+    ]
+    finished = {
+        exp["params"]["params.yaml"]["data"]["train"]["learning_rate"]: exp
+        for exp in experiments
+        if exp.get("metrics")
+    }
+    assert {0.002, 0.02} <= set(finished)
+    for exp in (finished[0.002], finished[0.02]):
+        assert exp["params"]["params.yaml"]["data"]["train"]["batch_size"] == 8
+        assert "accuracy" in exp["metrics"]["metrics/evaluate.json"]["data"]
+
+
+def test_plots_show_renders_curves_sweep_and_images(baseline):
+    dvc("plots", "show", "--out", "dvc_plots", cwd=baseline)
+    html = (baseline / "dvc_plots" / "index.html").read_text()
+    assert "Training accuracy, train vs val, by epoch" in html
+    assert "Sweep, val accuracy of each learning rate x batch size pair" in html
+    assert "Confusion matrix on the test set" in html
+    images = {p.name for p in (baseline / "dvc_plots" / "static").iterdir()}
+    assert any("heatmap.png" in name for name in images)
+    assert any("confusion_matrix.png" in name for name in images)
+    assert any("cat.png" in name for name in images)  # a Grad-CAM grid
