@@ -52,5 +52,5 @@ def test_data_stages_with_dvc(dvc_repo: Path):
     second = dvc("repro", "split", cwd=dvc_repo)
     assert "Running stage" not in second.stdout
     assert "didn't change, skipping" in second.stdout
-    status = dvc("status", "--json", cwd=dvc_repo)
+    status = dvc("status", "--with-deps", "split", "--json", cwd=dvc_repo)
     assert json.loads(status.stdout) == {}

@@ -1,0 +1,1 @@
+"""Benchmarks of the pipeline against naive baselines measured in the same run."""

@@ -1,0 +1,362 @@
+"""Benchmarks: the pipeline against naive baselines and the machine's limit, in one run.
+
+    python -m bench.run            # ~15 minutes on 2 cores; writes bench/results.{md,json}
+
+Every figure is a ratio against a baseline measured in the same run, on the same machine:
+1. resize throughput on ~300x250 JPEG photos vs a one-process PIL loop;
+2. training time to 0.95 val accuracy on the embedded data vs a seed-notebook baseline
+   (image_dataset_from_directory decoding files every epoch, a full-resolution Conv2D CNN);
+3. the training step's GFLOP/s vs this machine's dense matmul GFLOP/s;
+4. `dvc repro` with nothing to do, and the whole default pipeline from scratch;
+5. peak memory of resize, split and one training epoch on 26,000 photos (Animals-10's size).
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import yaml
+
+from bench.measure import run_measured
+from bench.photos import make_photos
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_ACCURACY = 0.95
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    info = Path("/proc/cpuinfo")
+    if info.exists():
+        names = [line.split(":", 1)[1].strip() for line in info.read_text().splitlines()
+                 if line.startswith("model name")]  # fmt: skip
+        cpu = names[0] if names else cpu
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    import tensorflow as tf
+
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    return (
+        f"{cpu}, {len(os.sched_getaffinity(0))} cores, {memory:.0f} GiB, "
+        f"{gpus} GPU(s); Python {platform.python_version()}, TensorFlow {tf.__version__}"
+    )
+
+
+def stage_env() -> dict[str, str]:
+    python_folder = str(Path(sys.executable).parent)
+    return {
+        **os.environ,
+        "PATH": f"{python_folder}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(ROOT),
+        "DVC_NO_ANALYTICS": "1",
+    }
+
+
+def write_params(folder: Path, **overrides) -> None:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for dotted, value in overrides.items():
+        section, key = dotted.split("__")
+        params[section][key] = value
+    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+# 1. resize ---------------------------------------------------------------------------------
+
+
+def naive_resize(paths: list[Path], out: Path, size: int) -> None:
+    """The loop a first notebook writes: open, convert, resize, save; one process."""
+    from PIL import Image
+
+    out.mkdir(parents=True, exist_ok=True)
+    for index, path in enumerate(paths):
+        with Image.open(path) as image:
+            image.convert("RGB").resize((size, size)).save(out / f"{index}.png")
+
+
+def bench_resize(work: Path, count: int) -> dict:
+    from stages.download import copy_into, find_source_files
+    from stages.params import ResizeParams
+    from stages.resize import read_manifest, resize_all
+
+    photos = work / "photos"
+    paths = make_photos(photos, count)
+    raw = work / "raw"
+    raw.mkdir()
+    copy_into(find_source_files(photos), raw)
+    rows = read_manifest(raw)
+    params = ResizeParams(size=120, fit="squash", max_megapixels=50, workers=0)
+
+    started = time.perf_counter()
+    naive_resize(paths, work / "naive", 120)
+    baseline = time.perf_counter() - started
+    out = work / "resized"
+    out.mkdir()
+    started = time.perf_counter()
+    index, rejected = resize_all(raw, rows, params, out)
+    ours = time.perf_counter() - started
+    assert len(index) == count and not rejected
+    return {
+        "images": count,
+        "ours_images_per_second": count / ours,
+        "baseline_images_per_second": count / baseline,
+        "speedup": baseline / ours,
+    }
+
+
+# 2 and 3. training -------------------------------------------------------------------------
+
+
+class StopAt(keras.callbacks.Callback):
+    """Stop once val_accuracy reaches `target` (remembering when), or when time runs out."""
+
+    def __init__(self, target: float, limit_seconds: float) -> None:
+        super().__init__()
+        self.target, self.limit_seconds = target, limit_seconds
+        self.started, self.reached_after = 0.0, None
+
+    def on_train_begin(self, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        elapsed = time.perf_counter() - self.started
+        if logs["val_accuracy"] >= self.target and self.reached_after is None:
+            self.reached_after = elapsed
+            self.model.stop_training = True
+        elif elapsed > self.limit_seconds:
+            self.model.stop_training = True
+
+
+def baseline_cnn(size: int, num_classes: int):
+    """A seed-notebook CNN: plain Conv2D from full resolution, Flatten, Dense."""
+    from keras import layers
+
+    inputs = keras.Input((size, size, 3))
+    x = layers.Rescaling(1 / 255)(inputs)
+    for filters in (32, 64, 128):
+        x = layers.Conv2D(filters, 3, activation="relu")(x)
+        x = layers.MaxPooling2D()(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(128, activation="relu")(x)
+    x = layers.Dropout(0.3)(x)
+    return keras.Model(inputs, layers.Dense(num_classes)(x))
+
+
+def bench_training(data: Path, limit_seconds: float) -> dict:
+    import tensorflow as tf
+
+    from stages.data import load_subset
+    from stages.models import count_flops
+    from stages.params import TrainParams
+    from stages.training import configure_devices, fit_model
+
+    params = TrainParams.from_params(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    devices = configure_devices()
+    train = load_subset(data / "resized", data / "split.csv", "train")
+    val = load_subset(data / "resized", data / "split.csv", "val")
+    stop = StopAt(TARGET_ACCURACY, limit_seconds)
+    result = fit_model(params, train, val, 42, devices, callbacks=[stop], verbose=2)
+    ours = {
+        "seconds_to_target": stop.reached_after,
+        "epochs": len(result.history["loss"]),
+        "images_per_second": result.images_per_second,
+        "flops_per_image": result.flops_per_image,
+    }
+
+    keras.utils.set_random_seed(42)
+    common = {"image_size": (120, 120), "batch_size": 32, "seed": 42, "label_mode": "int"}
+    train_files, val_files = keras.utils.image_dataset_from_directory(
+        data / "raw", validation_split=0.15, subset="both", **common
+    )
+    model = baseline_cnn(120, len(train_files.class_names))
+    model.compile(
+        keras.optimizers.Adam(1e-3),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+    stop_baseline = StopAt(TARGET_ACCURACY, limit_seconds)
+    started = time.perf_counter()
+    history = model.fit(
+        train_files.prefetch(tf.data.AUTOTUNE),
+        validation_data=val_files,
+        epochs=100,
+        callbacks=[stop_baseline],
+        verbose=2,
+    )
+    seconds = time.perf_counter() - started
+    epochs = len(history.history["loss"])
+    train_images = sum(int(labels.shape[0]) for _, labels in train_files)
+    baseline = {
+        "seconds_to_target": stop_baseline.reached_after,
+        "seconds_run": seconds,
+        "epochs": epochs,
+        "best_val_accuracy": max(history.history["val_accuracy"]),
+        "images_per_second": train_images * epochs / seconds,
+        "flops_per_image": count_flops(model),
+    }
+    if ours["seconds_to_target"] and baseline["seconds_to_target"]:
+        speedup, bound = baseline["seconds_to_target"] / ours["seconds_to_target"], "="
+    else:  # the baseline ran out of time: its cap gives a lower bound
+        speedup, bound = seconds / (ours["seconds_to_target"] or np.inf), ">="
+    return {"ours": ours, "baseline": baseline, "speedup": speedup, "speedup_bound": bound}
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
+    import tensorflow as tf
+
+    a = tf.random.normal((size, size))
+    b = tf.random.normal((size, size))
+    tf.matmul(a, b).numpy()  # warm-up
+    started = time.perf_counter()
+    for _ in range(repeats):
+        c = tf.matmul(a, b)
+    c.numpy()
+    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
+
+
+# 4. DVC ------------------------------------------------------------------------------------
+
+
+def bench_dvc(work: Path) -> dict:
+    clone = work / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    env = stage_env()
+    full = run_measured([sys.executable, "-m", "dvc", "repro"], clone, env)
+    noop = [run_measured([sys.executable, "-m", "dvc", "repro"], clone, env) for _ in range(3)]
+    assert "Running stage" not in noop[0].output
+    return {
+        "full_seconds": full.seconds,
+        "noop_seconds": float(np.median([run.seconds for run in noop])),
+        "clone": clone,
+    }
+
+
+# 5. memory ---------------------------------------------------------------------------------
+
+
+def bench_memory(work: Path, count: int) -> dict:
+    photos = work / "big-photos"
+    make_photos(photos, count, seed=1)
+    space = work / "big"
+    space.mkdir()
+    write_params(
+        space, data__source="folder", data__folder=str(photos), train__epochs=1,
+        train__early_stopping_patience=0,
+    )  # fmt: skip
+    env, python = stage_env(), sys.executable
+    commands = {
+        "download": ["--out", "data/raw"],
+        "resize": ["--raw", "data/raw", "--out", "data/resized", "--metrics", "m/resize.json"],
+        "split": ["--resized", "data/resized", "--out", "data/split.csv",
+                  "--metrics", "m/split.json", "--plot", "m/split.png"],
+        "train": ["--resized", "data/resized", "--split", "data/split.csv", "--model", "m/model.keras",
+                  "--live", "m/live", "--metrics", "m/train.json"],
+    }  # fmt: skip
+    result = {}
+    for stage, arguments in commands.items():
+        run = run_measured([python, "-m", f"stages.{stage}", *arguments], space, env)
+        result[stage] = {"seconds": run.seconds, "peak_bytes": run.peak_bytes}
+    result["images"] = count
+    return result
+
+
+# report ------------------------------------------------------------------------------------
+
+
+def table(results: dict) -> str:
+    resize, training = results["resize"], results["training"]
+    flops, dvc, memory = results["flops"], results["dvc"], results["memory"]
+    ours_t, base_t = training["ours"], training["baseline"]
+    base_time = (
+        f"{base_t['seconds_to_target']:.0f} s"
+        if base_t["seconds_to_target"]
+        else f"not reached in {base_t['seconds_run']:.0f} s (best {base_t['best_val_accuracy']:.3f})"
+    )
+    gib = 2**30
+    rows = [
+        ("1. resize, ~300x250 JPEG -> 120x120 (images/s)",
+         f"{resize['ours_images_per_second']:.0f}", f"{resize['baseline_images_per_second']:.0f} (one-process PIL loop)",
+         f"{resize['speedup']:.1f}x", ">= 3x", resize["speedup"] >= 3),
+        ("2a. training time to 0.95 val accuracy",
+         f"{ours_t['seconds_to_target']:.0f} s ({ours_t['epochs']} epochs)",
+         f"{base_time} (files decoded per epoch, full-res Conv2D)",
+         f"{training['speedup_bound'].replace('=', '')}{training['speedup']:.1f}x less time", ">= 3x",
+         training["speedup"] >= 3),
+        ("2b. training throughput (images/s)",
+         f"{ours_t['images_per_second']:.0f}", f"{base_t['images_per_second']:.0f}",
+         f"{ours_t['images_per_second'] / base_t['images_per_second']:.1f}x", "", None),
+        ("3. training step GFLOP/s vs dense matmul GFLOP/s",
+         f"{flops['training_gflops']:.1f}", f"{flops['matmul_gflops']:.1f} (tf.matmul 2048x2048)",
+         f"{flops['training_gflops'] / flops['matmul_gflops']:.1%} of matmul", "", None),
+        ("4a. `dvc repro` with nothing to do",
+         f"{dvc['noop_seconds']:.2f} s", "target 3 s", f"{dvc['noop_seconds'] / 3:.0%} of target",
+         "< 3 s", dvc["noop_seconds"] < 3),
+        ("4b. whole default pipeline from scratch",
+         f"{dvc['full_seconds'] / 60:.1f} min", "target 10 min",
+         f"{dvc['full_seconds'] / 600:.0%} of target", "< 10 min", dvc["full_seconds"] < 600),
+    ]  # fmt: skip
+    for stage in ("resize", "split", "train"):
+        peak = memory[stage]["peak_bytes"]
+        label = "one training epoch" if stage == "train" else stage
+        rows.append((
+            f"5. peak memory, {label}, {memory['images']} photos",
+            f"{peak / gib:.2f} GiB", "target 4 GiB", f"{peak / (4 * gib):.0%} of target",
+            "< 4 GiB", peak < 4 * gib,
+        ))  # fmt: skip
+    lines = [
+        f"Measured {results['date']} on {results['machine']}; {results['minutes']:.1f} min in all.",
+        "",
+        "| figure | ours | baseline (same run) | ratio | target | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, ours, baseline, ratio, target, met in rows:
+        mark = "" if met is None else ("yes" if met else "**no**")
+        lines.append(f"| {name} | {ours} | {baseline} | {ratio} | {target} | {mark} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", type=int, default=2000, help="photos for the resize figure")
+    parser.add_argument("--memory-photos", type=int, default=26000, help="for the memory figure")
+    parser.add_argument("--limit", type=float, default=300, help="seconds per training run")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench")
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    started = time.perf_counter()
+    results = {"date": time.strftime("%Y-%m-%d"), "machine": machine()}
+    with tempfile.TemporaryDirectory(prefix="bench-") as folder:
+        work = Path(folder)
+        print("1. resize", flush=True)
+        results["resize"] = bench_resize(work, args.photos)
+        print("4. dvc repro from scratch, then with nothing to do", flush=True)
+        dvc = bench_dvc(work)
+        clone = dvc.pop("clone")
+        results["dvc"] = dvc
+        print("2. training to 0.95 val accuracy, ours then the baseline", flush=True)
+        results["training"] = bench_training(clone / "data", args.limit)
+        print("3. dense matmul GFLOP/s", flush=True)
+        ours = results["training"]["ours"]
+        results["flops"] = {
+            "training_gflops": 3 * ours["flops_per_image"] * ours["images_per_second"] / 1e9,
+            "matmul_gflops": matmul_gflops(),
+        }
+        shutil.rmtree(clone / ".dvc" / "cache", ignore_errors=True)
+        print("5. peak memory on Animals-10-sized data", flush=True)
+        results["memory"] = bench_memory(work, args.memory_photos)
+    results["minutes"] = (time.perf_counter() - started) / 60
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    (args.out / "results.md").write_text(table(results))
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
