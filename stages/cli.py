@@ -1,5 +1,6 @@
 """How a stage starts and fails: one line on stderr, a non-zero exit, nothing half-written."""
 
+import argparse
 import logging
 import sys
 from collections.abc import Callable, Iterable
@@ -39,3 +40,14 @@ def progress(items: Iterable[T], description: str, total: int | None = None, uni
         mininterval=0.1 if interactive else 30,
         dynamic_ncols=True,
     )
+
+
+def parse_paths(argv: list[str] | None, doc: str, **paths: str) -> argparse.Namespace:
+    """The stage's paths as required `--name` options (help text as the values), from argv.
+
+    The paths are named once, in the stage's `cmd` in dvc.yaml.
+    """
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    for name, help_text in paths.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=Path, required=True, help=help_text)
+    return parser.parse_args(argv)

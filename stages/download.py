@@ -9,7 +9,6 @@ Besides the class folders, data/raw/manifest.csv lists every file with its class
 the source came already split, its given split (train or test), which `split` keeps.
 """
 
-import argparse
 import contextlib
 import csv
 import logging
@@ -22,7 +21,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from stages.archives import extract_archive_replacing
-from stages.cli import StageError, progress, run_stage
+from stages.cli import StageError, parse_paths, progress, run_stage
 from stages.files import atomic_directory
 from stages.layout import MANIFEST_FILE, is_image_name
 from stages.params import DataParams, read_params
@@ -226,9 +225,11 @@ def download(data: DataParams, target: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True, help="the data/raw folder to write")
-    args = parser.parse_args(argv)
+    args = parse_paths(
+        argv,
+        __doc__,
+        out="the data/raw folder to write",
+    )
     data = DataParams.from_params(read_params())
     with atomic_directory(args.out) as target:
         download(data, target)

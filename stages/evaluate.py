@@ -5,7 +5,6 @@ JSON, a Markdown classification report, and into --plots: predictions.csv (for D
 confusion template and the gradcam stage), confusion_matrix.png, curves.png, mistakes.png.
 """
 
-import argparse
 import json
 import logging
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from stages.charts import (
     image_grid_figure,
     save_figure,
 )
-from stages.cli import run_stage
+from stages.cli import parse_paths, run_stage
 from stages.data import Subset, load_subset
 from stages.files import atomic_path, write_json, write_text
 from stages.params import EvaluateParams, read_params
@@ -161,16 +160,18 @@ def predict(model, subset: Subset, batch_size: int) -> Predictions:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--resized", type=Path, required=True, help="the data/resized folder")
-    parser.add_argument("--split", type=Path, required=True, help="the split CSV")
-    parser.add_argument("--model", type=Path, required=True, help="the trained .keras model")
-    parser.add_argument("--live", type=Path, required=True, help="train's DVCLive folder")
-    parser.add_argument("--train-metrics", type=Path, required=True, help="train's JSON")
-    parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
-    parser.add_argument("--report", type=Path, required=True, help="Markdown report to write")
-    parser.add_argument("--plots", type=Path, required=True, help="folder for CSV and PNGs")
-    args = parser.parse_args(argv)
+    args = parse_paths(
+        argv,
+        __doc__,
+        resized="the data/resized folder",
+        split="the split CSV",
+        model="the trained .keras model",
+        live="train's DVCLive folder",
+        train_metrics="train's JSON",
+        metrics="metrics JSON to write",
+        report="Markdown report to write",
+        plots="folder for CSV and PNGs",
+    )
     params = EvaluateParams.from_params(read_params())
     test = load_subset(args.resized, args.split, "test")
 

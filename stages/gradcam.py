@@ -5,15 +5,13 @@ evaluate's predictions.csv), each captioned with the true label, the predicted l
 the confidence; one PNG grid per class in --out.
 """
 
-import argparse
 import logging
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from stages.charts import Panel, image_grid_figure, save_figure
-from stages.cli import StageError, run_stage
+from stages.cli import StageError, parse_paths, run_stage
 from stages.data import load_subset, read_csv
 from stages.evaluate import caption
 from stages.files import atomic_directory
@@ -95,13 +93,15 @@ def class_figure(model, layer, test, predictions, name, right, wrong, columns):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--resized", type=Path, required=True, help="the data/resized folder")
-    parser.add_argument("--split", type=Path, required=True, help="the split CSV")
-    parser.add_argument("--model", type=Path, required=True, help="the trained .keras model")
-    parser.add_argument("--predictions", type=Path, required=True, help="evaluate's CSV")
-    parser.add_argument("--out", type=Path, required=True, help="folder for one PNG per class")
-    args = parser.parse_args(argv)
+    args = parse_paths(
+        argv,
+        __doc__,
+        resized="the data/resized folder",
+        split="the split CSV",
+        model="the trained .keras model",
+        predictions="evaluate's CSV",
+        out="folder for one PNG per class",
+    )
     params = read_params()
     base, gradcam = BaseParams.from_params(params), GradcamParams.from_params(params)
     test = load_subset(args.resized, args.split, "test")

@@ -7,7 +7,6 @@ Writes into --out:
 and a summary to --metrics. data/raw is only read.
 """
 
-import argparse
 import csv
 import hashlib
 import logging
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.cli import StageError, progress, run_stage
+from stages.cli import StageError, parse_paths, progress, run_stage
 from stages.files import atomic_directory, write_json
 from stages.images import RejectedImage, load_image
 from stages.layout import IMAGES_FILE, INDEX_FILE, MANIFEST_FILE, REJECTED_FILE
@@ -130,11 +129,13 @@ def summary(index: list, rejected: list, seconds: float) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--raw", type=Path, required=True, help="the data/raw folder to read")
-    parser.add_argument("--out", type=Path, required=True, help="the folder to write")
-    parser.add_argument("--metrics", type=Path, required=True, help="summary JSON to write")
-    args = parser.parse_args(argv)
+    args = parse_paths(
+        argv,
+        __doc__,
+        raw="the data/raw folder to read",
+        out="the folder to write",
+        metrics="summary JSON to write",
+    )
     params = ResizeParams.from_params(read_params())
     rows = read_manifest(args.raw)
     started = time.perf_counter()

@@ -5,17 +5,15 @@ Exact duplicates (same pixels after resize) are kept once: the other copies are 
 that came with its own test split keeps it; val is then carved from its train part.
 """
 
-import argparse
 import logging
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from stages.charts import class_distribution_figure, save_figure
-from stages.cli import StageError, run_stage
+from stages.cli import StageError, parse_paths, run_stage
 from stages.data import SPLITS, read_csv
 from stages.files import atomic_path, write_json
 from stages.layout import INDEX_FILE
@@ -107,12 +105,14 @@ def summary(table: pd.DataFrame) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--resized", type=Path, required=True, help="the data/resized folder")
-    parser.add_argument("--out", type=Path, required=True, help="the split CSV to write")
-    parser.add_argument("--metrics", type=Path, required=True, help="counts JSON to write")
-    parser.add_argument("--plot", type=Path, required=True, help="class distribution PNG to write")
-    args = parser.parse_args(argv)
+    args = parse_paths(
+        argv,
+        __doc__,
+        resized="the data/resized folder",
+        out="the split CSV to write",
+        metrics="counts JSON to write",
+        plot="class distribution PNG to write",
+    )
     params = read_params()
     base, split = BaseParams.from_params(params), SplitParams.from_params(params)
 

@@ -7,17 +7,15 @@ early stopping). Writes the results table, a heatmap, and the best pair as metri
 prints the `dvc exp run` command that trains the full model with it.
 """
 
-import argparse
 import dataclasses
 import itertools
 import logging
 import time
-from pathlib import Path
 
 import pandas as pd
 
 from stages.charts import save_figure, sweep_heatmap_figure
-from stages.cli import progress, run_stage
+from stages.cli import parse_paths, progress, run_stage
 from stages.data import image_size, load_subset
 from stages.files import atomic_path, write_json
 from stages.models import check_input_size
@@ -51,13 +49,15 @@ def experiment_command(best: pd.Series) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--resized", type=Path, required=True, help="the data/resized folder")
-    parser.add_argument("--split", type=Path, required=True, help="the split CSV")
-    parser.add_argument("--results", type=Path, required=True, help="results CSV to write")
-    parser.add_argument("--heatmap", type=Path, required=True, help="heatmap PNG to write")
-    parser.add_argument("--metrics", type=Path, required=True, help="best pair JSON to write")
-    args = parser.parse_args(argv)
+    args = parse_paths(
+        argv,
+        __doc__,
+        resized="the data/resized folder",
+        split="the split CSV",
+        results="results CSV to write",
+        heatmap="heatmap PNG to write",
+        metrics="best pair JSON to write",
+    )
     params = read_params()
     base, train = BaseParams.from_params(params), TrainParams.from_params(params)
     sweep = SweepParams.from_params(params)

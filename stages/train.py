@@ -3,11 +3,9 @@
 Writes the model (Keras format), per-epoch curves through DVCLive, and a metrics JSON.
 """
 
-import argparse
 import logging
-from pathlib import Path
 
-from stages.cli import run_stage
+from stages.cli import parse_paths, run_stage
 from stages.data import image_size, load_subset
 from stages.files import atomic_path, write_json
 from stages.models import check_input_size
@@ -41,13 +39,15 @@ def summary(result) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--resized", type=Path, required=True, help="the data/resized folder")
-    parser.add_argument("--split", type=Path, required=True, help="the split CSV")
-    parser.add_argument("--model", type=Path, required=True, help="the .keras file to write")
-    parser.add_argument("--live", type=Path, required=True, help="DVCLive folder for curves")
-    parser.add_argument("--metrics", type=Path, required=True, help="summary JSON to write")
-    args = parser.parse_args(argv)
+    args = parse_paths(
+        argv,
+        __doc__,
+        resized="the data/resized folder",
+        split="the split CSV",
+        model="the .keras file to write",
+        live="DVCLive folder for curves",
+        metrics="summary JSON to write",
+    )
     params = read_params()
     base, train = BaseParams.from_params(params), TrainParams.from_params(params)
     check_input_size(train.model, image_size(args.resized))
