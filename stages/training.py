@@ -73,16 +73,29 @@ def make_dataset(
 ) -> tf.data.Dataset:
     """uint8 images in memory -> shuffled, augmented float batches, prepared ahead of the step.
 
-    Images were decoded and resized once by the resize stage, so nothing is decoded here;
-    augmentation runs on whole batches (vectorised) in parallel with training, which keeps
-    the model itself free of random layers (and XLA-compilable on GPUs).
+    Images were decoded and resized once by the resize stage, so nothing is decoded here.
+    The pipeline shuffles and batches indices and gathers each batch from the NumPy array:
+    unlike `from_tensor_slices(images)`, this keeps no second copy of the dataset (0.8 GB
+    for Animals-10). Augmentation runs on whole batches (vectorised) in parallel with
+    training, which keeps the model itself free of random layers (and XLA-compilable on GPUs).
     """
-    dataset = tf.data.Dataset.from_tensor_slices((subset.images, subset.labels))
+    images, labels = subset.images, subset.labels
+
+    def gather(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return images[indices].astype(np.float32), labels[indices]
+
+    def load(indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        batch_images, batch_labels = tf.numpy_function(
+            gather, [indices], (tf.float32, tf.int32), stateful=False
+        )
+        batch_images.set_shape((None, *images.shape[1:]))
+        batch_labels.set_shape((None,))
+        return batch_images, batch_labels
+
+    dataset = tf.data.Dataset.range(len(labels))
     if shuffle_seed is not None:
-        dataset = dataset.shuffle(len(subset.labels), seed=shuffle_seed)
-    dataset = dataset.batch(batch_size).map(
-        lambda images, labels: (tf.cast(images, tf.float32), labels)
-    )
+        dataset = dataset.shuffle(len(labels), seed=shuffle_seed)
+    dataset = dataset.batch(batch_size).map(load)
     if augment is not None:
         dataset = dataset.map(
             lambda images, labels: (augment(images, training=True), labels),
