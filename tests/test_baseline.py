@@ -10,8 +10,10 @@ import pytest
 
 from tests.conftest import ROOT, dvc
 
-# Outputs kept out of git: absent in a fresh clone, which `dvc status` reports as deleted.
+# Outputs kept out of git: absent in a fresh clone, which `dvc status` reports as deleted
+# or not in cache.
 NOT_IN_GIT = ("data/", "models/")
+ABSENT = ("deleted", "not in cache")
 
 
 def stale_entries(status: dict) -> list[str]:
@@ -27,7 +29,7 @@ def stale_entries(status: dict) -> list[str]:
                         problems += [
                             f"{stage}: {kind} {path}:{key} {s}" for key, s in state.items()
                         ]
-                    elif not (state == "deleted" and path.startswith(NOT_IN_GIT)):
+                    elif not (state in ABSENT and path.startswith(NOT_IN_GIT)):
                         problems.append(f"{stage}: {kind} {path} {state}")
     return problems
 
@@ -46,7 +48,12 @@ def test_stale_entries_reads_dvc_status():
         "train": [
             {"changed deps": {"stages/train.py": "modified", "data/split.csv": "deleted"}},
             {"changed deps": {"params.yaml": {"train.epochs": "modified"}}},
-            {"changed outs": {"models/model.keras": "deleted", "metrics/train.json": "modified"}},
+            {
+                "changed outs": {
+                    "models/model.keras": "not in cache",
+                    "metrics/train.json": "modified",
+                }
+            },
             "changed command",
         ]
     }
