@@ -106,9 +106,18 @@ def transfer_model(
     backbone = BACKBONES[name]
     inputs = keras.Input((size, size, 3), name="image")
     x = CaffePreprocess(name="caffe_preprocess")(inputs) if backbone.caffe_preprocess else inputs
-    base = backbone.build(
-        include_top=False, weights=None if weights == "none" else weights, input_tensor=x
-    )
+    try:
+        base = backbone.build(
+            include_top=False, weights=None if weights == "none" else weights, input_tensor=x
+        )
+    except Exception as error:  # keras.utils.get_file raises a bare Exception when offline
+        if weights != "imagenet":
+            raise
+        reason = str(error).splitlines()[0].split(" -- ")[-1]
+        raise StageError(
+            f"cannot download the ImageNet weights of {name} ({reason}): check the network, "
+            "or set train.weights to a local weights file, or to none to train from scratch"
+        ) from None
     base.trainable = False
     model = keras.Model(inputs, classifier_head(base.output, num_classes, dropout), name=name)
     model.base_layer_names = [layer.name for layer in base.layers]

@@ -1,6 +1,7 @@
 """The train stage: input pipeline, reproducibility, outputs, and one-line errors."""
 
 import json
+import socket
 import sys
 import textwrap
 
@@ -10,7 +11,7 @@ import pytest
 
 from stages.data import load_subset
 from stages.training import augmentation_model, class_weights, make_dataset
-from tests.conftest import make_resized_dataset, run, run_stage, write_params
+from tests.conftest import make_resized_dataset, run, run_stage, stage_env, write_params
 
 TINY = {"train__epochs": 2, "train__batch_size": 8, "train__filters": [8, 16]}
 
@@ -122,3 +123,21 @@ def test_mirrored_strategy_on_two_logical_cpus(tiny):
     write_params(tiny, **TINY)
     result = run([sys.executable, "-c", script], tiny)
     assert "replicas 2 epochs 2" in result.stdout
+
+
+def test_imagenet_weights_offline_is_one_line(tmp_path):
+    make_resized_dataset(tmp_path)
+    write_params(tmp_path, train__model="vgg16", train__weights="imagenet")
+    with socket.socket() as probe:  # a proxy port nothing listens on: no download can succeed
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    env = stage_env(HTTPS_PROXY=closed, https_proxy=closed, KERAS_HOME=str(tmp_path / "keras"))
+    result = run_stage("train", *train_args(tmp_path), cwd=tmp_path, check=False, env=env)
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("train: error: cannot download the ImageNet weights of vgg16 (")
+    )
+    assert "or to none to train from scratch" in result.stderr
+    assert not (tmp_path / "models").exists()
