@@ -38,10 +38,14 @@ class Predictions:
     class_names: list[str]
 
     @property
-    def probabilities(self) -> np.ndarray:
+    def log_probabilities(self) -> np.ndarray:
+        """Log-softmax of the logits, shifted by the row maximum so exp cannot overflow."""
         shifted = self.logits - self.logits.max(axis=1, keepdims=True)
-        exp = np.exp(shifted)
-        return exp / exp.sum(axis=1, keepdims=True)
+        return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        return np.exp(self.log_probabilities)
 
     @property
     def predicted(self) -> np.ndarray:
@@ -53,9 +57,8 @@ class Predictions:
 
     def cross_entropy(self) -> float:
         """Mean sparse categorical cross-entropy, as Keras computes it from logits."""
-        shifted = self.logits - self.logits.max(axis=1, keepdims=True)
-        log_probabilities = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        return float(-log_probabilities[np.arange(len(self.labels)), self.labels].mean())
+        picked = self.log_probabilities[np.arange(len(self.labels)), self.labels]
+        return float(-picked.mean())
 
     def top_k_accuracy(self, k: int) -> float:
         top = np.argsort(-self.logits, axis=1)[:, :k]
@@ -155,7 +158,9 @@ def read_history(live: Path) -> pd.DataFrame:
 
 
 def predict(model, subset: Subset, batch_size: int) -> Predictions:
-    logits = model.predict(subset.images.astype("float32"), batch_size=batch_size, verbose=0)
+    # uint8 in: Keras converts each batch to the model's float input, so the test set is
+    # never copied whole as float32 (4x its size).
+    logits = model.predict(subset.images, batch_size=batch_size, verbose=0)
     return Predictions(subset.labels, np.asarray(logits, dtype=np.float64), subset.class_names)
 
 
