@@ -25,10 +25,10 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import yaml
 
 from bench.measure import run_measured
 from bench.photos import make_photos
+from tests.workspace import read_yaml, stage_env, write_params
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_ACCURACY = 0.95
@@ -49,24 +49,6 @@ def machine() -> str:
         f"{cpu}, {len(os.sched_getaffinity(0))} cores, {memory:.0f} GiB, "
         f"{gpus} GPU(s); Python {platform.python_version()}, TensorFlow {tf.__version__}"
     )
-
-
-def stage_env() -> dict[str, str]:
-    python_folder = str(Path(sys.executable).parent)
-    return {
-        **os.environ,
-        "PATH": f"{python_folder}{os.pathsep}{os.environ['PATH']}",
-        "PYTHONPATH": str(ROOT),
-        "DVC_NO_ANALYTICS": "1",
-    }
-
-
-def write_params(folder: Path, **overrides) -> None:
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for dotted, value in overrides.items():
-        section, key = dotted.split("__")
-        params[section][key] = value
-    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 # 1. resize ---------------------------------------------------------------------------------
@@ -91,7 +73,7 @@ def bench_resize(work: Path, count: int) -> dict:
     paths = make_photos(photos, count)
     raw = work / "raw"
     raw.mkdir()
-    copy_into(find_source_files(photos), raw)
+    copy_into(find_source_files(photos), raw, source="folder:photos")
     rows = read_manifest(raw)
     params = ResizeParams(size=120, fit="squash", max_megapixels=50, workers=0)
 
@@ -158,7 +140,7 @@ def bench_training(data: Path, limit_seconds: float) -> dict:
     from stages.params import TrainParams
     from stages.training import configure_devices, fit_model
 
-    params = TrainParams.from_params(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    params = TrainParams.from_params(read_yaml(ROOT / "params.yaml"))
     devices = configure_devices()
     train = load_subset(data / "resized", data / "split.csv", "train")
     val = load_subset(data / "resized", data / "split.csv", "val")
@@ -233,7 +215,7 @@ def bench_dvc(work: Path) -> dict:
     # all in git (sweep), and DVC would rightly skip them.
     full = run_measured([sys.executable, "-m", "dvc", "repro", "--force"], clone, env)
     stages_run = re.findall(r"Running stage '(\w+)'", full.output)
-    assert len(stages_run) == len(yaml.safe_load((clone / "dvc.yaml").read_text())["stages"])
+    assert len(stages_run) == len(read_yaml(clone / "dvc.yaml")["stages"])
     noop = [run_measured([sys.executable, "-m", "dvc", "repro"], clone, env) for _ in range(3)]
     assert "Running stage" not in noop[0].output
     return {

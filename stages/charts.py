@@ -31,23 +31,37 @@ def save_figure(figure: Figure, path: Path, dpi: int = 110) -> None:
         figure.savefig(temporary, format="png", dpi=dpi, bbox_inches="tight")
 
 
+# Beyond these, figures show a readable selection of the classes (and say so in the title)
+# instead of growing past what a screen, or matplotlib's pixel limit, can hold.
+MAX_BARS = 40
+MAX_CONFUSION_CLASSES = 30
+
+
 def class_distribution_figure(counts: pd.DataFrame) -> Figure:
-    """Horizontal bars of images per class, one colour per split, largest class on top."""
-    total = counts.sum(axis=1).sort_values(ascending=False)
+    """Horizontal bars of images per class, one colour per split, largest class on top.
+
+    With more than MAX_BARS classes, the largest and the smallest MAX_BARS / 2 are shown.
+    """
+    total = counts.sum(axis=1).sort_values(ascending=False, kind="stable")
+    title = f"Images per class and split ({int(counts.to_numpy().sum())} in all)"
+    if len(total) > MAX_BARS:
+        half = MAX_BARS // 2
+        total = pd.concat([total.iloc[:half], total.iloc[-half:]])
+        title += f"\nthe {half} largest and the {half} smallest of {len(counts)} classes"
     long = (
         counts.loc[total.index]
         .reset_index(names="class")
         .melt(id_vars="class", var_name="split", value_name="images")
     )
     with style():
-        figure = Figure(figsize=(8, 1.2 + 0.45 * len(counts)))
+        figure = Figure(figsize=(8, 1.2 + 0.45 * len(total)))
         axes = figure.subplots()
         sns.barplot(
             long, y="class", x="images", hue="split", palette=SPLIT_COLORS, orient="h", ax=axes
         )
         for container in axes.containers:
             axes.bar_label(container, fontsize=8, padding=2)
-        axes.set_title(f"Images per class and split ({int(counts.to_numpy().sum())} in all)")
+        axes.set_title(title)
         axes.set_xlabel("images")
         axes.set_ylabel("")
         sns.move_legend(axes, "upper left", bbox_to_anchor=(1.01, 1), title="split")
@@ -55,10 +69,30 @@ def class_distribution_figure(counts: pd.DataFrame) -> Figure:
     return figure
 
 
+def most_confused_classes(matrix: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the `count` classes with the lowest recall (most test images of them
+    missed), in class order."""
+    totals = matrix.sum(axis=1)
+    recall = np.divide(matrix.diagonal(), totals, out=np.ones(len(matrix)), where=totals > 0)
+    return np.sort(np.argsort(recall, kind="stable")[:count])
+
+
 def confusion_figure(matrix: np.ndarray, class_names: list[str], accuracy: float) -> Figure:
-    """Counts and row-normalised (recall per class) confusion matrices side by side."""
+    """Counts and row-normalised (recall per class) confusion matrices side by side.
+
+    With more than MAX_CONFUSION_CLASSES classes, the ones with the lowest recall are shown.
+    """
+    title = f"Confusion matrix on the test set: {int(matrix.sum())} images, accuracy {accuracy:.2%}"
     totals = matrix.sum(axis=1, keepdims=True)
     normalised = np.divide(matrix, totals, out=np.zeros(matrix.shape), where=totals > 0)
+    if len(class_names) > MAX_CONFUSION_CLASSES:
+        shown = most_confused_classes(matrix, MAX_CONFUSION_CLASSES)
+        title += (
+            f"\nthe {len(shown)} classes of {len(class_names)} with the lowest recall "
+            "(rows and columns of only these)"
+        )
+        matrix, normalised = matrix[np.ix_(shown, shown)], normalised[np.ix_(shown, shown)]
+        class_names = [class_names[i] for i in shown]
     side = 2.5 + 0.55 * len(class_names)
     with style():
         figure = Figure(figsize=(2 * side + 1, side))
@@ -83,9 +117,7 @@ def confusion_figure(matrix: np.ndarray, class_names: list[str], accuracy: float
             axes.set_ylabel("actual")
             axes.tick_params(axis="x", rotation=45)
             axes.tick_params(axis="y", rotation=0)
-        figure.suptitle(
-            f"Confusion matrix on the test set: {int(matrix.sum())} images, accuracy {accuracy:.2%}"
-        )
+        figure.suptitle(title)
     return figure
 
 

@@ -5,13 +5,15 @@ Sources (params `data.source`):
   kaggle        a Kaggle dataset through Kaggle's client kagglehub (Animals-10 by default)
   folder        a local tree <class>/<image> or train|test/<class>/<image>
 
-Besides the class folders, data/raw/manifest.csv lists every file with its class and, when
-the source came already split, its given split (train or test), which `split` keeps.
+Besides the class folders, data/raw/manifest.csv lists every file with its class, its given
+split (train or test) when the source came already split, which `split` keeps, and the
+source it came from (for Kaggle, the exact version that was downloaded).
 """
 
 import contextlib
 import csv
 import logging
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -120,14 +122,14 @@ def find_source_files(
     return files
 
 
-def write_manifest(rows: list[tuple[str, str, str]], target: Path) -> None:
+def write_manifest(rows: list[tuple[str, str, str]], target: Path, source: str) -> None:
     with (target / MANIFEST_FILE).open("w", newline="") as out:
         writer = csv.writer(out)
-        writer.writerow(["path", "class", "split"])
-        writer.writerows(rows)
+        writer.writerow(["path", "class", "split", "source"])
+        writer.writerows((*row, source) for row in rows)
 
 
-def copy_into(files: list[SourceFile], target: Path) -> None:
+def copy_into(files: list[SourceFile], target: Path, source: str) -> None:
     rows, seen = [], set()
     for file in progress(files, "copy images", unit="file"):
         relative = f"{file.label}/{file.name}"
@@ -137,7 +139,7 @@ def copy_into(files: list[SourceFile], target: Path) -> None:
         (target / file.label).mkdir(exist_ok=True)
         shutil.copyfile(file.path, target / relative)
         rows.append((relative, file.label, file.split))
-    write_manifest(rows, target)
+    write_manifest(rows, target, source)
 
 
 def write_animal_mnist(target: Path, max_per_class: int) -> None:
@@ -152,7 +154,7 @@ def write_animal_mnist(target: Path, max_per_class: int) -> None:
         rows += [(f"{label}/{label}_{index:05d}.png", label, "", index) for index in indices]
     for relative, _, _, index in progress(rows, "write Animal-MNIST", unit="image"):
         Image.fromarray(images[index]).save(target / relative)
-    write_manifest([row[:3] for row in rows], target)
+    write_manifest([row[:3] for row in rows], target, "animal-mnist")
 
 
 @contextlib.contextmanager
@@ -170,6 +172,13 @@ def safe_kagglehub_extraction(max_members: int, max_bytes: int) -> Iterator[None
         yield
     finally:
         http_resolver._extract_archive = original
+
+
+def pinned_handle(handle: str, folder: Path) -> str:
+    """The handle with the version kagglehub resolved (its cache folder ends in versions/N)."""
+    base = re.sub(r"/versions/\d+$", "", handle)
+    version = re.search(r"versions/(\d+)$", folder.as_posix())
+    return f"{base}/versions/{version.group(1)}" if version else handle
 
 
 def kaggle_download(handle: str, max_members: int, max_bytes: int) -> Path:
@@ -207,21 +216,27 @@ def kaggle_download(handle: str, max_members: int, max_bytes: int) -> Path:
         ) from None
 
 
-def download(data: DataParams, target: Path) -> None:
-    """Fill `target` (an empty folder) with the data.source's images and the manifest."""
+def download(data: DataParams, target: Path) -> str:
+    """Fill `target` (an empty folder) with the data.source's images and the manifest;
+    return where they came from (for Kaggle, the exact version)."""
     if data.source == "animal-mnist":
         write_animal_mnist(target, data.max_images_per_class)
-        return
+        return "animal-mnist"
     if data.source == "kaggle":
         root = kaggle_download(
             data.kaggle_dataset,
             data.max_archive_members,
             int(data.max_archive_gigabytes * 1e9),
         )
-        class_names = ITALIAN_CLASS_NAMES
+        source, class_names = (
+            f"kaggle:{pinned_handle(data.kaggle_dataset, root)}",
+            ITALIAN_CLASS_NAMES,
+        )
     else:
-        root, class_names = data.folder, None
-    copy_into(find_source_files(root, class_names, data.max_images_per_class), target)
+        root, class_names = data.folder_path, None
+        source = f"folder:{data.folder}"
+    copy_into(find_source_files(root, class_names, data.max_images_per_class), target, source)
+    return source
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -232,8 +247,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     data = DataParams.from_params(read_params())
     with atomic_directory(args.out) as target:
-        download(data, target)
-    log.info("download: %s -> %s", data.source, args.out)
+        source = download(data, target)
+    log.info("download: %s -> %s", source, args.out)
+    if data.source == "kaggle" and source != f"kaggle:{data.kaggle_dataset}":
+        # DVC cannot see a new upstream version of an unpinned handle: say how to pin it.
+        log.warning(
+            "download: data.kaggle_dataset %s is not pinned, so DVC will not notice a new "
+            "version; pin the one downloaded: dvc exp run -S data.kaggle_dataset=%s",
+            data.kaggle_dataset, source.removeprefix("kaggle:"),
+        )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -7,12 +7,11 @@ confusion template and the gradcam stage), confusion_matrix.png, curves.png, mis
 
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import classification_report, confusion_matrix
+from sklearn.metrics import classification_report
 
 from stages.charts import (
     Panel,
@@ -23,50 +22,17 @@ from stages.charts import (
 )
 from stages.cli import parse_paths, run_stage
 from stages.data import Subset, load_subset
-from stages.files import atomic_path, write_json, write_text
+from stages.files import write_csv, write_json, write_text
 from stages.params import EvaluateParams, read_params
+from stages.predictions import (
+    PREDICTIONS_FILE,
+    Predictions,
+    caption,
+    most_confident_mistakes,
+    prediction_table,
+)
 
 log = logging.getLogger(__name__)
-
-PREDICTIONS_FILE = "predictions.csv"
-
-
-@dataclass(frozen=True)
-class Predictions:
-    labels: np.ndarray  # (n,) true class index
-    logits: np.ndarray  # (n, num_classes)
-    class_names: list[str]
-
-    @property
-    def log_probabilities(self) -> np.ndarray:
-        """Log-softmax of the logits, shifted by the row maximum so exp cannot overflow."""
-        shifted = self.logits - self.logits.max(axis=1, keepdims=True)
-        return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-
-    @property
-    def probabilities(self) -> np.ndarray:
-        return np.exp(self.log_probabilities)
-
-    @property
-    def predicted(self) -> np.ndarray:
-        return self.logits.argmax(axis=1)
-
-    @property
-    def confidence(self) -> np.ndarray:
-        return self.probabilities.max(axis=1)
-
-    def cross_entropy(self) -> float:
-        """Mean sparse categorical cross-entropy, as Keras computes it from logits."""
-        picked = self.log_probabilities[np.arange(len(self.labels)), self.labels]
-        return float(-picked.mean())
-
-    def top_k_accuracy(self, k: int) -> float:
-        top = np.argsort(-self.logits, axis=1)[:, :k]
-        return float((top == self.labels[:, None]).any(axis=1).mean())
-
-    def confusion(self) -> np.ndarray:
-        classes = range(len(self.class_names))
-        return confusion_matrix(self.labels, self.predicted, labels=list(classes))
 
 
 def report(predictions: Predictions) -> dict:
@@ -121,29 +87,6 @@ def report_markdown(metrics: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def prediction_table(predictions: Predictions, paths: list[str]) -> pd.DataFrame:
-    """One row per test image: what DVC's confusion template and the gradcam stage read."""
-    names = np.array(predictions.class_names)
-    return pd.DataFrame(
-        {
-            "path": paths,
-            "actual": names[predictions.labels],
-            "predicted": names[predictions.predicted],
-            "confidence": predictions.confidence.round(4),
-        }
-    )
-
-
-def caption(row: pd.Series) -> str:
-    return f"true {row['actual']}\npredicted {row['predicted']} ({row['confidence']:.0%})"
-
-
-def most_confident_mistakes(predictions: Predictions, count: int) -> np.ndarray:
-    """Indices of wrong predictions, the most confident first."""
-    wrong = np.flatnonzero(predictions.predicted != predictions.labels)
-    return wrong[np.argsort(-predictions.confidence[wrong], kind="stable")][:count]
-
-
 def read_history(live: Path) -> pd.DataFrame:
     """DVCLive's per-epoch TSVs -> columns epoch (1-based), split, accuracy, loss."""
     frames = []
@@ -180,26 +123,23 @@ def main(argv: list[str] | None = None) -> None:
     params = EvaluateParams.from_params(read_params())
     test = load_subset(args.resized, args.split, "test")
 
-    import keras
+    from stages.models import load_trained_model
 
-    import stages.models  # noqa: F401  (registers the custom layers for safe loading)
-
-    model = keras.models.load_model(args.model, safe_mode=True, compile=False)
+    model = load_trained_model(args.model)
     predictions = predict(model, test, params.batch_size)
 
     metrics = report(predictions)
     write_json(args.metrics, metrics)
     write_text(args.report, report_markdown(metrics))
     table = prediction_table(predictions, test.paths)
-    with atomic_path(args.plots / PREDICTIONS_FILE) as temporary:
-        table.to_csv(temporary, index=False)
+    write_csv(args.plots / PREDICTIONS_FILE, table)
     save_figure(
         confusion_figure(predictions.confusion(), test.class_names, metrics["accuracy"]),
         args.plots / "confusion_matrix.png",
     )
     best_epoch = json.loads(args.train_metrics.read_text())["best_epoch"]
     save_figure(curves_figure(read_history(args.live), best_epoch), args.plots / "curves.png")
-    mistakes = most_confident_mistakes(predictions, params.mistakes_shown)
+    mistakes = most_confident_mistakes(table, params.mistakes_shown)
     panels = [Panel(test.images[i], caption(table.loc[i])) for i in mistakes]
     wrong = int((predictions.predicted != predictions.labels).sum())
     title = f"The {len(mistakes)} most confident mistakes (of {wrong})"

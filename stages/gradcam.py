@@ -13,24 +13,52 @@ import pandas as pd
 from stages.charts import Panel, image_grid_figure, save_figure
 from stages.cli import StageError, parse_paths, run_stage
 from stages.data import load_subset, read_csv
-from stages.evaluate import caption
 from stages.files import atomic_directory
 from stages.params import BaseParams, GradcamParams, read_params
+from stages.predictions import TABLE_COLUMNS, caption, most_confident_mistakes
 
 log = logging.getLogger(__name__)
 
 NOT_FEATURE_MAPS = ("Pooling", "Dropout", "Flatten")  # 4-D outputs that are not a conv's map
+BEFORE_FEATURES = ("InputLayer", "Rescaling", "CaffePreprocess")  # 4-D, but still the image
+
+
+def is_feature_map(layer) -> bool:
+    kind = type(layer).__name__
+    return (
+        len(layer.output.shape) == 4
+        and not any(word in kind for word in NOT_FEATURE_MAPS)
+        and kind not in BEFORE_FEATURES
+    )
 
 
 def last_conv_layer(model) -> str:
     """The last layer that outputs a spatial feature map (rank 4), pooling excluded."""
     for layer in reversed(model.layers):
-        kind = type(layer).__name__
-        if len(layer.output.shape) == 4 and not any(word in kind for word in NOT_FEATURE_MAPS):
-            if kind in ("InputLayer", "Rescaling", "CaffePreprocess"):
-                break
+        if is_feature_map(layer):
             return layer.name
+        if type(layer).__name__ in BEFORE_FEATURES:
+            break
     raise StageError(f"model {model.name} has no convolutional feature map for Grad-CAM")
+
+
+def choose_layer(model, requested: str) -> str:
+    """gradcam.layer, checked against the model, or the last feature map when it is ""."""
+    if not requested:
+        return last_conv_layer(model)
+    layers = {layer.name: layer for layer in model.layers}
+    problem = None
+    if requested not in layers:
+        problem = "it is not a layer of the model"
+    elif not is_feature_map(layers[requested]):
+        shape = tuple(layers[requested].output.shape)
+        problem = f"its output {shape} is not a feature map (batch, height, width, channels)"
+    if problem:
+        raise StageError(
+            f"params.yaml: gradcam.layer = {requested!r} is not allowed: {problem}; "
+            f'use "" for the last one ({last_conv_layer(model)})'
+        )
+    return requested
 
 
 def gradcam_heatmap(model, images: np.ndarray, class_index, layer_name: str) -> np.ndarray:
@@ -69,9 +97,7 @@ def choose_examples(
     right = predictions.index[actual & (predictions["predicted"] == name)].to_numpy()
     rng = np.random.default_rng(seed)
     right = np.sort(rng.choice(right, min(correct, len(right)), replace=False))
-    mistakes = predictions[actual & (predictions["predicted"] != name)]
-    mistakes = mistakes.sort_values("confidence", ascending=False, kind="stable")
-    return right, mistakes.index[:wrong].to_numpy()
+    return right, most_confident_mistakes(predictions, wrong, actual=name).to_numpy()
 
 
 def class_figure(model, layer, test, predictions, name, right, wrong, columns):
@@ -104,20 +130,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     params = read_params()
     base, gradcam = BaseParams.from_params(params), GradcamParams.from_params(params)
+
+    from stages.models import load_trained_model
+
+    # The model first: a bad gradcam.layer stops the stage before the test set is loaded.
+    model = load_trained_model(args.model)
+    layer = choose_layer(model, gradcam.layer)
     test = load_subset(args.resized, args.split, "test")
-    predictions = read_csv(args.predictions, ("path", "actual", "predicted", "confidence"))
+    predictions = read_csv(args.predictions, TABLE_COLUMNS)
     predictions["confidence"] = predictions["confidence"].astype(float)
     if predictions["path"].tolist() != test.paths:
         raise StageError(f"{args.predictions} is not of this test split: re-run evaluate")
-
-    import keras
-
-    import stages.models  # noqa: F401  (registers the custom layers for safe loading)
-
-    model = keras.models.load_model(args.model, safe_mode=True, compile=False)
-    layer = gradcam.layer or last_conv_layer(model)
-    if layer not in {candidate.name for candidate in model.layers}:
-        raise StageError(f"params.yaml: gradcam.layer = {layer!r} is not a layer of the model")
     columns = max(gradcam.correct_per_class, gradcam.wrong_per_class, 1)
     with atomic_directory(args.out) as out:
         for name in test.class_names:

@@ -7,6 +7,7 @@ evaluate and gradcam use.
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import keras
 from keras import layers
@@ -138,6 +139,13 @@ def build_model(
     if architecture == "separable_cnn":
         return separable_cnn(size, num_classes, list(filters), dropout, l2)
     return transfer_model(architecture, size, num_classes, weights, dropout)
+
+
+def load_trained_model(path: Path) -> keras.Model:
+    """A model the pipeline wrote, loaded in safe mode (no arbitrary code from the file)."""
+    if not Path(path).is_file():
+        raise StageError(f"{path} not found: run `dvc repro train` (or `dvc pull`) first")
+    return keras.models.load_model(path, safe_mode=True, compile=False)
 
 
 def unfreeze_top(model: keras.Model, count: int) -> list[str]:

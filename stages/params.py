@@ -1,40 +1,262 @@
-"""The one place where params.yaml is read and checked.
+"""The one place where params.yaml is read and checked: one pydantic model per section.
 
+params.yaml is read as YAML 1.2 (ruamel.yaml, as DVC writes it), so `2e-05` is a number.
 Each stage asks for the sections it uses; a bad value stops it before any heavy work with
-one line naming the key, the value and what is allowed.
+one line naming the key, the value and what is allowed. `params.schema.json` is generated
+from these models (`python -m stages.params > params.schema.json`) so editors check and
+complete params.yaml as it is typed.
 """
 
+import json
 import re
-from dataclasses import dataclass
+import sys
 from pathlib import Path
-from typing import Any, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
-import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from ruamel.yaml import YAML, YAMLError
 
 from stages.cli import StageError
 
 PARAMS_FILE = Path("params.yaml")
+SCHEMA_FILE = Path("params.schema.json")
 
-DATA_SOURCES = ("animal-mnist", "kaggle", "folder")
-RESIZE_FITS = ("squash", "crop", "pad")
+DataSource = Literal["animal-mnist", "kaggle", "folder"]
+ResizeFit = Literal["squash", "crop", "pad"]
 # separable_cnn is ours; the others are keras.applications backbones for transfer learning.
-MODELS = ("separable_cnn", "vgg16", "resnet50", "efficientnetv2b0", "mobilenetv3small")
-OPTIMIZERS = ("adam", "adamw", "sgd")
-LR_SCHEDULES = ("cosine", "constant")
+ModelName = Literal["separable_cnn", "vgg16", "resnet50", "efficientnetv2b0", "mobilenetv3small"]
+MODELS: tuple[str, ...] = ModelName.__args__
+Optimizer = Literal["adam", "adamw", "sgd"]
+LearningRateSchedule = Literal["cosine", "constant"]
 # owner/dataset, optionally pinned to a version: owner/dataset/versions/N
 KAGGLE_HANDLE = re.compile(r"^[\w.-]+/[\w.-]+(/versions/\d+)?$")
+
+LearningRate = Annotated[float, Field(gt=0, le=10)]
+BatchSize = Annotated[int, Field(ge=1, le=65536)]
+UNIQUE = {"uniqueItems": True}
 
 
 class ParamsError(StageError):
     pass
 
 
+class InvalidKey(ValueError):
+    """Raised by a cross-field rule: names the key at fault and what it allows."""
+
+    def __init__(self, key: str, rule: str) -> None:
+        super().__init__(rule)
+        self.key = key
+
+
+class Section(BaseModel):
+    """One section of params.yaml: no unknown keys, no strings read as numbers, no inf/NaN."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+    section: ClassVar[str]
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> Self:
+        raw = params.get(cls.section)
+        if not isinstance(raw, dict):
+            raise ParamsError(f"params.yaml: section '{cls.section}' is missing or not a mapping")
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as error:
+            raise ParamsError(describe(cls, raw, error.errors()[0])) from None
+
+
+def unique(values: list) -> list:
+    if len(set(values)) != len(values):
+        repeated = sorted({value for value in values if values.count(value) > 1})
+        raise ValueError(f"must not repeat a value ({', '.join(map(str, repeated))} twice)")
+    return values
+
+
+class BaseParams(Section):
+    section: ClassVar[str] = "base"
+    seed: int = Field(
+        ge=0, le=2**31 - 1, description="seeds the split, shuffling, init, augmentation"
+    )
+
+
+class DataParams(Section):
+    section: ClassVar[str] = "data"
+    source: DataSource = Field(description="animal-mnist (offline) | kaggle | folder")
+    kaggle_dataset: str = Field(description="Kaggle handle owner/dataset[/versions/N]")
+    folder: str = Field(
+        description="for source folder: <class>/<img> or train|test/<class>/<img>; a "
+        "dependency of download in dvc.yaml, so it must exist (the default photos/ does)"
+    )
+    max_images_per_class: int = Field(ge=0, description="0 = all; a small number = a quick slice")
+    max_archive_members: int = Field(ge=1)
+    max_archive_gigabytes: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def check_source(self) -> Self:
+        if self.source == "kaggle" and not KAGGLE_HANDLE.match(self.kaggle_dataset):
+            rule = "must be a Kaggle handle owner/dataset or owner/dataset/versions/N"
+            raise InvalidKey("kaggle_dataset", rule)
+        if self.folder.startswith("~"):
+            rule = "must be absolute or relative to the repository (DVC does not expand ~)"
+            raise InvalidKey("folder", rule)
+        if self.source == "folder" and not Path(self.folder).is_dir():
+            raise InvalidKey("folder", "must name an existing folder when data.source is folder")
+        return self
+
+    @property
+    def folder_path(self) -> Path:
+        return Path(self.folder)
+
+
+class ResizeParams(Section):
+    section: ClassVar[str] = "resize"
+    size: int = Field(ge=8, le=1024, description="side of the square images the models see")
+    fit: ResizeFit = Field(description="squash (stretch) | crop (centre) | pad (white)")
+    max_megapixels: float = Field(gt=0, description="larger files are rejected as bombs")
+    workers: int = Field(ge=0, description="0 = every core")
+
+
+class SplitParams(Section):
+    section: ClassVar[str] = "split"
+    val_fraction: float = Field(gt=0, lt=1)
+    test_fraction: float = Field(gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def check_sum(self) -> Self:
+        if self.val_fraction + self.test_fraction >= 1:
+            raise InvalidKey(
+                "val_fraction",
+                f"split.val_fraction + split.test_fraction ({self.val_fraction} + "
+                f"{self.test_fraction}) must be below 1 to leave images for training",
+            )
+        return self
+
+
+class TrainParams(Section):
+    section: ClassVar[str] = "train"
+    model: ModelName
+    weights: str = Field(description="transfer models: imagenet | none | path/to/weights.h5")
+    epochs: int = Field(ge=1, description="the most epochs a run trains")
+    batch_size: BatchSize
+    learning_rate: LearningRate
+    optimizer: Optimizer
+    lr_schedule: LearningRateSchedule
+    l2: float = Field(ge=0, lt=1, description="weight decay of the separable_cnn's kernels")
+    dropout: float = Field(ge=0, lt=1)
+    filters: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)
+    flip: bool
+    rotation: float = Field(ge=0, le=0.5, description="fraction of a full turn")
+    zoom: float = Field(ge=0, lt=1, description="fraction of the size")
+    early_stopping_patience: int = Field(ge=0, description="0 = never stop early")
+    class_weights: bool
+    fine_tune_epochs: int = Field(ge=0)
+    fine_tune_learning_rate: LearningRate
+    fine_tune_layers: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def check_weights(self) -> Self:
+        if self.weights not in ("imagenet", "none") and not Path(self.weights).is_file():
+            raise InvalidKey(
+                "weights", "must be imagenet, none or the path of an existing weights file"
+            )
+        return self
+
+
+class SweepParams(Section):
+    section: ClassVar[str] = "sweep"
+    learning_rates: list[LearningRate] = Field(min_length=1, json_schema_extra=UNIQUE)
+    batch_sizes: list[BatchSize] = Field(min_length=1, json_schema_extra=UNIQUE)
+    epochs: int = Field(ge=1, description="a short budget per pair: the sweep ranks, train trains")
+    train_fraction: float = Field(gt=0, le=1, description="stratified share of train per pair")
+
+    @model_validator(mode="after")
+    def check_unique(self) -> Self:
+        for key in ("learning_rates", "batch_sizes"):
+            try:
+                unique(getattr(self, key))
+            except ValueError as error:
+                raise InvalidKey(key, str(error)) from None
+        return self
+
+
+class EvaluateParams(Section):
+    section: ClassVar[str] = "evaluate"
+    batch_size: BatchSize
+    mistakes_shown: int = Field(ge=0, le=100)
+
+
+class GradcamParams(Section):
+    section: ClassVar[str] = "gradcam"
+    layer: str = Field(description='"" = the last convolutional feature map, found by itself')
+    correct_per_class: int = Field(ge=0, le=20)
+    wrong_per_class: int = Field(ge=0, le=20)
+
+
+SECTIONS: tuple[type[Section], ...] = (
+    BaseParams, DataParams, ResizeParams, SplitParams, TrainParams, SweepParams,
+    EvaluateParams, GradcamParams,
+)  # fmt: skip
+
+
+def describe(model: type[Section], raw: dict[str, Any], error: dict) -> str:
+    """One pydantic error as one line naming the key, the value and what is allowed."""
+    section, location = model.section, error["loc"]
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, InvalidKey):
+        return (
+            f"params.yaml: {section}.{cause.key} = {raw.get(cause.key)!r} is not allowed: {cause}"
+        )
+    key = str(location[0])
+    if error["type"] == "missing":
+        return f"params.yaml: {section}.{key} is missing"
+    if error["type"] == "extra_forbidden":
+        known = ", ".join(model.model_fields)
+        return f"params.yaml: {section}.{key} is not a known key (known: {known})"
+    return f"params.yaml: {section}.{key} = {raw[key]!r} is not allowed: {rule(model, key)}"
+
+
+def rule(model: type[Section], key: str) -> str:
+    """What a key allows, in words, from the same JSON Schema that editors use."""
+    schema = model.model_json_schema()
+    return "must be " + _words(schema["properties"][key], schema.get("$defs", {}))
+
+
+def _words(schema: dict, definitions: dict) -> str:
+    if "$ref" in schema:
+        schema = definitions[schema["$ref"].split("/")[-1]]
+    if "enum" in schema:
+        return "one of " + ", ".join(map(str, schema["enum"]))
+    kind = schema.get("type")
+    if kind == "boolean":
+        return "true or false"
+    if kind == "string":
+        return "a string"
+    if kind == "array":
+        items = _words(schema["items"], definitions).removeprefix("a ").removeprefix("an ")
+        noun = items.replace("integer", "integers", 1).replace("number", "numbers", 1)
+        return f"a non-empty list of {noun}" + (
+            ", no value twice" if "uniqueItems" in schema else ""
+        )
+    bounds = [
+        f"{symbol} {schema[name]}"
+        for name, symbol in (
+            ("minimum", ">="),
+            ("exclusiveMinimum", ">"),
+            ("maximum", "<="),
+            ("exclusiveMaximum", "<"),
+        )
+        if name in schema
+    ]
+    noun = "an integer" if kind == "integer" else "a finite number"
+    return " ".join([noun, " and ".join(bounds)]).strip()
+
+
 def read_params(path: Path = PARAMS_FILE) -> dict[str, Any]:
     try:
-        params = yaml.safe_load(path.read_text())
+        params = YAML(typ="safe", pure=True).load(path.read_text())
     except FileNotFoundError:
         raise ParamsError(f"{path} not found: run the stage from the repository root") from None
-    except yaml.YAMLError as error:
+    except YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise ParamsError(f"{path} is not valid YAML{where}") from None
@@ -43,325 +265,27 @@ def read_params(path: Path = PARAMS_FILE) -> dict[str, Any]:
     return params
 
 
-class Section:
-    """Typed, checked access to one section of params.yaml; remembers which keys were read."""
-
-    def __init__(self, params: dict[str, Any], name: str) -> None:
-        raw = params.get(name)
-        if not isinstance(raw, dict):
-            raise ParamsError(f"params.yaml: section '{name}' is missing or not a mapping")
-        self.name = name
-        self._raw = raw
-        self._read: set[str] = set()
-
-    def error(self, key: str, value: Any, allowed: str) -> ParamsError:
-        return ParamsError(f"params.yaml: {self.name}.{key} = {value!r} is not allowed: {allowed}")
-
-    def _get(self, key: str) -> Any:
-        self._read.add(key)
-        if key not in self._raw:
-            raise ParamsError(f"params.yaml: {self.name}.{key} is missing")
-        return self._raw[key]
-
-    def integer(self, key: str, minimum: int | None = None, maximum: int | None = None) -> int:
-        value = self._get(key)
-        allowed = _range_text("an integer", minimum, maximum)
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise self.error(key, value, allowed)
-        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-            raise self.error(key, value, allowed)
-        return value
-
-    def number(
-        self,
-        key: str,
-        minimum: float | None = None,
-        maximum: float | None = None,
-        above: float | None = None,
-        below: float | None = None,
-    ) -> float:
-        value = self._get(key)
-        return self._check_number(key, value, value, minimum, maximum, above, below)
-
-    def numbers(self, key: str, **bounds: float) -> list[float]:
-        values = self._get(key)
-        if not isinstance(values, list) or not values:
-            raise self.error(key, values, "must be a non-empty list of numbers")
-        return [self._check_number(key, values, value, **bounds) for value in values]
-
-    def integers(self, key: str, minimum: int) -> list[int]:
-        values = self._get(key)
-        allowed = f"must be a non-empty list of integers >= {minimum}"
-        if not isinstance(values, list) or not values:
-            raise self.error(key, values, allowed)
-        for value in values:
-            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-                raise self.error(key, values, allowed)
-        return values
-
-    def _check_number(
-        self,
-        key: str,
-        shown: Any,
-        value: Any,
-        minimum: float | None = None,
-        maximum: float | None = None,
-        above: float | None = None,
-        below: float | None = None,
-    ) -> float:
-        parts = []
-        if minimum is not None:
-            parts.append(f">= {minimum}")
-        if above is not None:
-            parts.append(f"> {above}")
-        if maximum is not None:
-            parts.append(f"<= {maximum}")
-        if below is not None:
-            parts.append(f"< {below}")
-        allowed = "must be a number" + (" " + " and ".join(parts) if parts else "")
-        if not isinstance(value, int | float) or isinstance(value, bool) or value != value:
-            raise self.error(key, shown, allowed)
-        if (
-            (minimum is not None and value < minimum)
-            or (maximum is not None and value > maximum)
-            or (above is not None and value <= above)
-            or (below is not None and value >= below)
-        ):
-            raise self.error(key, shown, allowed)
-        return float(value)
-
-    def choice(self, key: str, options: tuple[str, ...]) -> str:
-        value = self._get(key)
-        if value not in options:
-            raise self.error(key, value, "must be one of " + ", ".join(options))
-        return value
-
-    def text(self, key: str) -> str:
-        value = self._get(key)
-        if value is None:
-            return ""
-        if not isinstance(value, str):
-            raise self.error(key, value, "must be a string")
-        return value
-
-    def flag(self, key: str) -> bool:
-        value = self._get(key)
-        if not isinstance(value, bool):
-            raise self.error(key, value, "must be true or false")
-        return value
-
-    def check_no_unknown_keys(self) -> None:
-        unknown = sorted(set(self._raw) - self._read)
-        if unknown:
-            known = ", ".join(sorted(self._read))
-            raise ParamsError(
-                f"params.yaml: {self.name}.{unknown[0]} is not a known key (known: {known})"
-            )
+def json_schema() -> dict:
+    """The JSON Schema of the whole params.yaml, one object per section."""
+    properties, definitions = {}, {}
+    for model in SECTIONS:
+        schema = model.model_json_schema()
+        definitions.update(schema.pop("$defs", {}))
+        schema["title"] = f"{model.section} params"
+        properties[model.section] = schema
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "params.yaml of the Keras + DVC image-classification pipeline",
+        "type": "object",
+        "properties": properties,
+        "required": [model.section for model in SECTIONS],
+        "$defs": definitions,
+    }
 
 
-def _range_text(kind: str, minimum: int | None, maximum: int | None) -> str:
-    if minimum is not None and maximum is not None:
-        return f"must be {kind} from {minimum} to {maximum}"
-    if minimum is not None:
-        return f"must be {kind} >= {minimum}"
-    return f"must be {kind}"
+def schema_text() -> str:
+    return json.dumps(json_schema(), indent=2) + "\n"
 
 
-@dataclass(frozen=True)
-class BaseParams:
-    seed: int
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> Self:
-        section = Section(params, "base")
-        result = cls(seed=section.integer("seed", minimum=0, maximum=2**31 - 1))
-        section.check_no_unknown_keys()
-        return result
-
-
-@dataclass(frozen=True)
-class DataParams:
-    source: str
-    kaggle_dataset: str
-    folder: Path | None
-    max_images_per_class: int
-    max_archive_members: int
-    max_archive_gigabytes: float
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> Self:
-        section = Section(params, "data")
-        source = section.choice("source", DATA_SOURCES)
-        kaggle_dataset = section.text("kaggle_dataset")
-        if source == "kaggle" and not KAGGLE_HANDLE.match(kaggle_dataset):
-            raise section.error(
-                "kaggle_dataset",
-                kaggle_dataset,
-                "must be a Kaggle handle owner/dataset or owner/dataset/versions/N",
-            )
-        folder_text = section.text("folder")
-        folder = Path(folder_text).expanduser() if folder_text else None
-        if source == "folder" and (folder is None or not folder.is_dir()):
-            raise section.error(
-                "folder", folder_text, "must name an existing folder when data.source is folder"
-            )
-        result = cls(
-            source=source,
-            kaggle_dataset=kaggle_dataset,
-            folder=folder,
-            max_images_per_class=section.integer("max_images_per_class", minimum=0),
-            max_archive_members=section.integer("max_archive_members", minimum=1),
-            max_archive_gigabytes=section.number("max_archive_gigabytes", above=0),
-        )
-        section.check_no_unknown_keys()
-        return result
-
-
-@dataclass(frozen=True)
-class ResizeParams:
-    size: int
-    fit: str
-    max_megapixels: float
-    workers: int
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> Self:
-        section = Section(params, "resize")
-        result = cls(
-            size=section.integer("size", minimum=8, maximum=1024),
-            fit=section.choice("fit", RESIZE_FITS),
-            max_megapixels=section.number("max_megapixels", above=0),
-            workers=section.integer("workers", minimum=0),
-        )
-        section.check_no_unknown_keys()
-        return result
-
-
-@dataclass(frozen=True)
-class SplitParams:
-    val_fraction: float
-    test_fraction: float
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> Self:
-        section = Section(params, "split")
-        val_fraction = section.number("val_fraction", above=0, below=1)
-        test_fraction = section.number("test_fraction", above=0, below=1)
-        if val_fraction + test_fraction >= 1:
-            raise section.error(
-                "val_fraction",
-                val_fraction,
-                f"split.val_fraction + split.test_fraction ({val_fraction} + {test_fraction}) "
-                "must be below 1 to leave images for training",
-            )
-        result = cls(val_fraction=val_fraction, test_fraction=test_fraction)
-        section.check_no_unknown_keys()
-        return result
-
-
-@dataclass(frozen=True)
-class TrainParams:
-    model: str
-    weights: str  # "imagenet", "none" or a path to a weights file, for transfer models
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    optimizer: str
-    lr_schedule: str
-    l2: float
-    dropout: float
-    filters: list[int]
-    flip: bool
-    rotation: float
-    zoom: float
-    early_stopping_patience: int
-    class_weights: bool
-    fine_tune_epochs: int
-    fine_tune_learning_rate: float
-    fine_tune_layers: int
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> Self:
-        section = Section(params, "train")
-        model = section.choice("model", MODELS)
-        weights = section.text("weights")
-        if weights not in ("imagenet", "none") and not Path(weights).expanduser().is_file():
-            raise section.error(
-                "weights", weights, "must be imagenet, none or the path of an existing weights file"
-            )
-        result = cls(
-            model=model,
-            weights=weights,
-            epochs=section.integer("epochs", minimum=1),
-            batch_size=section.integer("batch_size", minimum=1, maximum=65536),
-            learning_rate=section.number("learning_rate", above=0, maximum=10),
-            optimizer=section.choice("optimizer", OPTIMIZERS),
-            lr_schedule=section.choice("lr_schedule", LR_SCHEDULES),
-            l2=section.number("l2", minimum=0, below=1),
-            dropout=section.number("dropout", minimum=0, below=1),
-            filters=section.integers("filters", minimum=1),
-            flip=section.flag("flip"),
-            rotation=section.number("rotation", minimum=0, maximum=0.5),
-            zoom=section.number("zoom", minimum=0, below=1),
-            early_stopping_patience=section.integer("early_stopping_patience", minimum=0),
-            class_weights=section.flag("class_weights"),
-            fine_tune_epochs=section.integer("fine_tune_epochs", minimum=0),
-            fine_tune_learning_rate=section.number("fine_tune_learning_rate", above=0, maximum=10),
-            fine_tune_layers=section.integer("fine_tune_layers", minimum=1),
-        )
-        section.check_no_unknown_keys()
-        return result
-
-
-@dataclass(frozen=True)
-class SweepParams:
-    learning_rates: list[float]
-    batch_sizes: list[int]
-    epochs: int
-    train_fraction: float
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> Self:
-        section = Section(params, "sweep")
-        result = cls(
-            learning_rates=section.numbers("learning_rates", above=0, maximum=10),
-            batch_sizes=section.integers("batch_sizes", minimum=1),
-            epochs=section.integer("epochs", minimum=1),
-            train_fraction=section.number("train_fraction", above=0, maximum=1),
-        )
-        section.check_no_unknown_keys()
-        return result
-
-
-@dataclass(frozen=True)
-class EvaluateParams:
-    batch_size: int
-    mistakes_shown: int
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> Self:
-        section = Section(params, "evaluate")
-        result = cls(
-            batch_size=section.integer("batch_size", minimum=1),
-            mistakes_shown=section.integer("mistakes_shown", minimum=0, maximum=100),
-        )
-        section.check_no_unknown_keys()
-        return result
-
-
-@dataclass(frozen=True)
-class GradcamParams:
-    layer: str  # "" = the last convolutional feature map, found automatically
-    correct_per_class: int
-    wrong_per_class: int
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> Self:
-        section = Section(params, "gradcam")
-        result = cls(
-            layer=section.text("layer"),
-            correct_per_class=section.integer("correct_per_class", minimum=0, maximum=20),
-            wrong_per_class=section.integer("wrong_per_class", minimum=0, maximum=20),
-        )
-        section.check_no_unknown_keys()
-        return result
+if __name__ == "__main__":
+    sys.stdout.write(schema_text())

@@ -19,9 +19,10 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from stages.cli import StageError, parse_paths, progress, run_stage
-from stages.files import atomic_directory, write_json
+from stages.files import atomic_directory, write_csv, write_json
 from stages.images import RejectedImage, load_image
 from stages.layout import IMAGES_FILE, INDEX_FILE, MANIFEST_FILE, REJECTED_FILE
 from stages.params import ResizeParams, read_params
@@ -29,6 +30,7 @@ from stages.params import ResizeParams, read_params
 log = logging.getLogger(__name__)
 
 INDEX_COLUMNS = ("path", "class", "split", "pixel_hash")
+REJECTED_COLUMNS = ["path", "reason", "detail"]
 
 
 @dataclass(frozen=True)
@@ -53,15 +55,27 @@ def pixel_hash(image: np.ndarray) -> str:
 
 
 def process_file(path: Path, size: int, fit: str, max_pixels: int) -> Outcome:
+    """One file -> its pixels, or the reason it was rejected. Never raises for a bad file:
+    one corrupt photo must not stop the other 26,000."""
     try:
         image = load_image(path, size, fit, max_pixels)
     except RejectedImage as rejected:
         return Outcome(None, reason=rejected.reason, detail=rejected.detail)
+    except Exception as error:  # a plugin's own bug on a corrupt file (struct.error, ...)
+        detail = f"{type(error).__name__}: {error}".splitlines()[0]
+        return Outcome(None, reason="unreadable", detail=detail)
     return Outcome(image, pixel_hash(image))
 
 
+def available_cores() -> int:
+    """Cores this process may use: the affinity mask on Linux, every core elsewhere (macOS)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def worker_count(requested: int) -> int:
-    return requested or len(os.sched_getaffinity(0))
+    return requested or available_cores()
 
 
 def resize_all(
@@ -78,8 +92,9 @@ def resize_all(
     )
     index, rejected = [], []
     paths = [raw / row["path"] for row in rows]
-    # fork is fine: this process has not started TensorFlow or any thread pool.
-    with multiprocessing.get_context("fork").Pool(worker_count(params.workers)) as pool:
+    # spawn, the one start method every OS has (macOS has no safe fork): workers import
+    # only stages.images and Pillow, so starting them costs well under a second.
+    with multiprocessing.get_context("spawn").Pool(worker_count(params.workers)) as pool:
         outcomes = pool.imap(work, paths, chunksize=32)
         for row, outcome in zip(
             rows, progress(outcomes, "resize", len(rows), "image"), strict=True
@@ -111,13 +126,6 @@ def _truncate_rows(path: Path, count: int) -> None:
     os.replace(kept_path, path)
 
 
-def write_csv(path: Path, rows: list[dict[str, str]], columns: tuple[str, ...]) -> None:
-    with path.open("w", newline="") as out:
-        writer = csv.DictWriter(out, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def summary(index: list, rejected: list, seconds: float) -> dict:
     return {
         "images": len(index),
@@ -143,8 +151,8 @@ def main(argv: list[str] | None = None) -> None:
         index, rejected = resize_all(args.raw, rows, params, out)
         if not index:
             raise StageError(f"none of the {len(rows)} files in {args.raw} is a usable image")
-        write_csv(out / INDEX_FILE, index, INDEX_COLUMNS)
-        write_csv(out / REJECTED_FILE, rejected, ("path", "reason", "detail"))
+        write_csv(out / INDEX_FILE, pd.DataFrame(index, columns=list(INDEX_COLUMNS)))
+        write_csv(out / REJECTED_FILE, pd.DataFrame(rejected, columns=REJECTED_COLUMNS))
     result = summary(index, rejected, time.perf_counter() - started)
     write_json(args.metrics, result)
     log.info(

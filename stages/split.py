@@ -15,7 +15,7 @@ from sklearn.model_selection import train_test_split
 from stages.charts import class_distribution_figure, save_figure
 from stages.cli import StageError, parse_paths, run_stage
 from stages.data import SPLITS, read_csv
-from stages.files import atomic_path, write_json
+from stages.files import write_csv, write_json
 from stages.layout import INDEX_FILE
 from stages.params import BaseParams, SplitParams, read_params
 
@@ -55,7 +55,7 @@ def split_indices(
     pool = representatives[~representatives["test"]] if has_given_test else representatives
     val_share = val_fraction if has_given_test else val_fraction / (1 - test_fraction)
     fractions = [val_share] if has_given_test else [val_fraction, test_fraction]
-    _check_class_sizes(pool["label"], minimum_per_class(fractions))
+    _check_class_sizes(frame, pool["label"], minimum_per_class(fractions))
 
     if has_given_test:
         assignment[representatives.index[representatives["test"]]] = "test"
@@ -72,11 +72,27 @@ def split_indices(
     return assignment
 
 
-def _check_class_sizes(labels: pd.Series, needed: int) -> None:
-    counts = labels.value_counts()
-    small = counts[counts < needed]
-    if not small.empty:
-        name, count = small.index[0], int(small.iloc[0])
+def _check_class_sizes(frame: pd.DataFrame, pool: pd.Series, needed: int) -> None:
+    """Every class must have `needed` distinct images left to split into train (and val, test).
+
+    A class can have none at all: all of its images in a given test split, or all exact
+    duplicates of another class's images (whose label the kept copy carries).
+    """
+    counts = pool.value_counts().reindex(sorted(frame["label"].unique()), fill_value=0)
+    for name, count in counts.items():
+        if count >= needed:
+            continue
+        rows = frame[frame["label"] == name]
+        if count == 0 and rows["test"].all():
+            raise StageError(
+                f"class {name!r} appears only in the given test split ({len(rows)} images), "
+                "so it would never be trained on: add train/<class> images of it or remove it"
+            )
+        if count == 0:
+            raise StageError(
+                f"class {name!r} has no image of its own: all {len(rows)} are exact duplicates "
+                "(same pixels after resize) of images of another class; relabel or remove them"
+            )
         raise StageError(
             f"class {name!r} has {count} distinct image(s); splitting needs at least {needed} per "
             "class so every split gets one: add images or raise split.val_fraction/test_fraction"
@@ -126,8 +142,7 @@ def main(argv: list[str] | None = None) -> None:
         split.test_fraction,
         base.seed,
     )
-    with atomic_path(args.out) as temporary:
-        table[["row", "path", "class", "split"]].to_csv(temporary, index=False)
+    write_csv(args.out, table[["row", "path", "class", "split"]])
     result = summary(table)
     write_json(args.metrics, result)
     save_figure(class_distribution_figure(count_table(table)), args.plot)

@@ -7,7 +7,6 @@ early stopping). Writes the results table, a heatmap, and the best pair as metri
 prints the `dvc exp run` command that trains the full model with it.
 """
 
-import dataclasses
 import itertools
 import logging
 import time
@@ -17,22 +16,56 @@ import pandas as pd
 from stages.charts import save_figure, sweep_heatmap_figure
 from stages.cli import parse_paths, progress, run_stage
 from stages.data import image_size, load_subset
-from stages.files import atomic_path, write_json
-from stages.models import check_input_size
+from stages.files import write_csv, write_json
 from stages.params import BaseParams, SweepParams, TrainParams, read_params
 
 log = logging.getLogger(__name__)
 
 
 def pair_params(train: TrainParams, sweep: SweepParams, learning_rate: float, batch_size: int):
-    return dataclasses.replace(
-        train,
-        learning_rate=learning_rate,
-        batch_size=batch_size,
-        epochs=sweep.epochs,
-        early_stopping_patience=0,
-        fine_tune_epochs=0,
+    return train.model_copy(
+        update={
+            "learning_rate": learning_rate,
+            "batch_size": batch_size,
+            "epochs": sweep.epochs,
+            "early_stopping_patience": 0,
+            "fine_tune_epochs": 0,
+        }
     )
+
+
+def run_pairs(pairs, train, sweep, train_set, val_set, seed, devices) -> list[dict]:
+    """Train every (learning rate, batch size) pair; one result row each."""
+    import keras
+
+    from stages.training import fit_model
+
+    rows = []
+    bar = progress(pairs, "sweep", unit="pair")
+    for learning_rate, batch_size in bar:
+        bar.set_postfix(learning_rate=learning_rate, batch_size=batch_size)
+        result = fit_model(
+            pair_params(train, sweep, learning_rate, batch_size),
+            train_set, val_set, seed, devices, verbose=0,
+        )  # fmt: skip
+        history, best_epoch = result.history, result.best_epoch
+        rows.append(
+            {
+                "pair": f"lr={learning_rate:g} batch={batch_size}",
+                "learning_rate": learning_rate,
+                "batch_size": batch_size,
+                "val_accuracy": round(history["val_accuracy"][best_epoch], 4),
+                "val_loss": round(history["val_loss"][best_epoch], 4),
+                "epochs": len(history["loss"]),
+                "seconds": round(result.seconds, 1),
+            }
+        )
+        bar.write(f"sweep: {rows[-1]['pair']} -> val_accuracy {rows[-1]['val_accuracy']:.4f}")
+        # Each pair's model, optimizer and traced functions stay in Keras' global state
+        # until cleared, so memory would grow with the grid.
+        del result
+        keras.backend.clear_session()
+    return rows
 
 
 def best_pair(results: pd.DataFrame) -> pd.Series:
@@ -61,9 +94,12 @@ def main(argv: list[str] | None = None) -> None:
     params = read_params()
     base, train = BaseParams.from_params(params), TrainParams.from_params(params)
     sweep = SweepParams.from_params(params)
+    # Keras is imported only now, after the params were found valid.
+    from stages.models import check_input_size
+
     check_input_size(train.model, image_size(args.resized))
 
-    from stages.training import configure_devices, fit_model
+    from stages.training import configure_devices
 
     devices = configure_devices()
     train_set = load_subset(args.resized, args.split, "train", sweep.train_fraction, base.seed)
@@ -74,31 +110,11 @@ def main(argv: list[str] | None = None) -> None:
         len(pairs), sweep.epochs, train.model, len(train_set.labels), len(val_set.labels),
         devices.describe(),
     )  # fmt: skip
-    rows, started = [], time.perf_counter()
-    bar = progress(pairs, "sweep", unit="pair")
-    for learning_rate, batch_size in bar:
-        bar.set_postfix(learning_rate=learning_rate, batch_size=batch_size)
-        result = fit_model(
-            pair_params(train, sweep, learning_rate, batch_size),
-            train_set, val_set, base.seed, devices, verbose=0,
-        )  # fmt: skip
-        history, best_epoch = result.history, result.best_epoch
-        rows.append(
-            {
-                "pair": f"lr={learning_rate:g} batch={batch_size}",
-                "learning_rate": learning_rate,
-                "batch_size": batch_size,
-                "val_accuracy": round(history["val_accuracy"][best_epoch], 4),
-                "val_loss": round(history["val_loss"][best_epoch], 4),
-                "epochs": len(history["loss"]),
-                "seconds": round(result.seconds, 1),
-            }
-        )
-        bar.write(f"sweep: {rows[-1]['pair']} -> val_accuracy {rows[-1]['val_accuracy']:.4f}")
+    started = time.perf_counter()
+    rows = run_pairs(pairs, train, sweep, train_set, val_set, base.seed, devices)
     results = pd.DataFrame(rows)
     best = best_pair(results)
-    with atomic_path(args.results) as temporary:
-        results.to_csv(temporary, index=False)
+    write_csv(args.results, results)
     save_figure(sweep_heatmap_figure(results, best), args.heatmap)
     write_json(
         args.metrics,

@@ -7,8 +7,7 @@ import logging
 
 from stages.cli import parse_paths, run_stage
 from stages.data import image_size, load_subset
-from stages.files import atomic_path, write_json
-from stages.models import check_input_size
+from stages.files import atomic_directory, atomic_path, write_json
 from stages.params import BaseParams, TrainParams, read_params
 
 log = logging.getLogger(__name__)
@@ -50,9 +49,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     params = read_params()
     base, train = BaseParams.from_params(params), TrainParams.from_params(params)
+    # Keras is imported only now, after the params were found valid.
+    from stages.models import check_input_size
+
     check_input_size(train.model, image_size(args.resized))
 
-    # TensorFlow is imported only now, after the params were found valid.
     from dvclive import Live
     from dvclive.keras import DVCLiveCallback
 
@@ -65,13 +66,16 @@ def main(argv: list[str] | None = None) -> None:
         "train: %s on %d images (val %d), %s",
         train.model, len(train_set.labels), len(val_set.labels), devices.describe(),
     )  # fmt: skip
-    with Live(str(args.live), dvcyaml=False, save_dvc_exp=False) as live:
-        result = fit_model(
-            train, train_set, val_set, base.seed, devices,
-            callbacks=[DVCLiveCallback(live=live)], on_phase=log.info,
-        )  # fmt: skip
-    with atomic_path(args.model) as temporary:
-        result.model.save(temporary)
+    # DVCLive writes into a temporary folder that replaces --live at the end, so a killed
+    # run leaves the previous curves whole.
+    with atomic_directory(args.live) as live_folder:
+        with Live(str(live_folder), dvcyaml=False, save_dvc_exp=False) as live:
+            result = fit_model(
+                train, train_set, val_set, base.seed, devices,
+                callbacks=[DVCLiveCallback(live=live)], on_phase=log.info,
+            )  # fmt: skip
+        with atomic_path(args.model) as temporary:
+            result.model.save(temporary)
     metrics = summary(result)
     write_json(args.metrics, metrics)
     log.info(

@@ -1,34 +1,25 @@
 """Shared test helpers: params files, small image trees, a git+DVC repository of this project."""
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-PROJECT_FILES = ("dvc.yaml", "params.yaml", "stages")
+from tests.workspace import (  # noqa: F401  (re-exported for the tests)
+    ROOT,
+    dvc,
+    read_yaml,
+    run,
+    run_stage,
+    set_param,
+    stage_env,
+    write_params,
+)
 
-
-def set_param(params: dict, dotted: str, value) -> None:
-    section, key = dotted.split(".")
-    params[section][key] = value
-
-
-def write_params(folder: Path, **overrides) -> Path:
-    """The project's params.yaml with `section__key=value` overrides, written into `folder`."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for name, value in overrides.items():
-        set_param(params, name.replace("__", "."), value)
-    path = folder / "params.yaml"
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-    return path
+PROJECT_FILES = ("dvc.yaml", "params.yaml", "params.schema.json", "stages", "photos")
 
 
 def save_image(path: Path, size=(40, 30), color=(200, 30, 30), mode="RGB", **save_args) -> Path:
@@ -56,46 +47,6 @@ def tree_digest(root: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
     }
-
-
-def stage_env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        # DVC stage commands say `python`: make it this interpreter, even without an activated venv.
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-        DVC_NO_ANALYTICS="1",
-        GIT_AUTHOR_NAME="test",
-        GIT_AUTHOR_EMAIL="test@example.com",
-        GIT_COMMITTER_NAME="test",
-        GIT_COMMITTER_EMAIL="test@example.com",
-        PYTHONPATH=str(ROOT),
-        PYTHONUNBUFFERED="1",
-        TF_CPP_MIN_LOG_LEVEL="2",
-    )
-    env.update(extra)
-    return env
-
-
-def run(
-    args: list[str], cwd: Path, check=True, env=None, timeout=900
-) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        args, cwd=cwd, env=env or stage_env(), capture_output=True, text=True, timeout=timeout
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(args)} exited {result.returncode}\n"
-            f"stdout:\n{result.stdout[-4000:]}\nstderr:\n{result.stderr[-4000:]}"
-        )
-    return result
-
-
-def run_stage(stage: str, *args: str, cwd: Path, check=True, env=None):
-    return run([sys.executable, "-m", f"stages.{stage}", *args], cwd, check=check, env=env)
-
-
-def dvc(*args: str, cwd: Path, check=True):
-    return run([sys.executable, "-m", "dvc", *args], cwd, check=check)
 
 
 @pytest.fixture
@@ -147,3 +98,11 @@ def make_resized_dataset(
     table.insert(0, "row", range(len(table)))
     table.to_csv(folder / "split.csv", index=False)
     return resized, folder / "split.csv"
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) of a PNG, decoded in full: a PNG that does not decode fails here."""
+    with Image.open(path) as image:
+        assert image.format == "PNG", path
+        image.load()
+        return image.size

@@ -1,12 +1,15 @@
 """DVC experiments the way users drive them, on a tiny slice in a temporary git repository:
-`dvc repro`, `dvc exp run -S`, a queued grid, `dvc metrics diff`, `dvc plots show`."""
+`dvc repro`, `dvc exp run -S`, a queued grid on two workers, `dvc metrics diff`,
+`dvc plots show`."""
 
 import json
+import re
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import dvc, make_dvc_repo, run, write_params
+from tests.conftest import dvc, make_dvc_repo, png_size, run, write_params
 
 TINY_PIPELINE = {
     "data__max_images_per_class": 10,
@@ -54,12 +57,15 @@ def test_sweep_outputs(baseline):
     rows = (baseline / "plots/sweep/results.csv").read_text().splitlines()
     assert rows[0].startswith("pair,learning_rate,batch_size,val_accuracy,val_loss,epochs,seconds")
     assert len(rows) == 3
-    assert (baseline / "plots/sweep/heatmap.png").stat().st_size > 5000
+    width, height = png_size(baseline / "plots/sweep/heatmap.png")
+    assert width > 200 and height > 150
 
 
 def test_exp_run_reruns_only_what_depends_on_train_params(baseline):
     before = json.loads((baseline / "metrics/train.json").read_text())
-    result = dvc("exp", "run", "-S", "train.learning_rate=0.05", cwd=baseline)
+    # DVC writes this value as `2e-05`, which YAML 1.1 (PyYAML) reads as a string.
+    result = dvc("exp", "run", "-S", "train.learning_rate=0.00002", cwd=baseline)
+    assert "learning_rate: 2e-05" in (baseline / "params.yaml").read_text()
     assert ran(result.stdout) == {"train", "evaluate", "gradcam"}
     after = json.loads((baseline / "metrics/train.json").read_text())
     assert after["val_loss"] != before["val_loss"]
@@ -69,29 +75,45 @@ def test_exp_run_reruns_only_what_depends_on_train_params(baseline):
     assert changed["val_loss"]["new"] == after["val_loss"]
     assert "metrics/evaluate.json" in diff
     params = json.loads(dvc("params", "diff", "--json", cwd=baseline).stdout)
-    assert params["params.yaml"]["train.learning_rate"]["new"] == 0.05
+    assert params["params.yaml"]["train.learning_rate"]["new"] == 2e-05
 
 
-def test_queued_grid_runs_and_shows_up(baseline):
-    dvc("exp", "run", "--queue", "-S", "train.learning_rate=0.002,0.02", "-S", "train.batch_size=8",
-        cwd=baseline)  # fmt: skip
-    dvc("exp", "run", "--run-all", "-j", "1", cwd=baseline)
-    shown = json.loads(dvc("exp", "show", "--json", cwd=baseline).stdout)
+def finished_experiments(repo: Path) -> dict[tuple, dict]:
+    """(learning_rate, batch_size) -> the experiment's data, for experiments with metrics."""
+    shown = json.loads(dvc("exp", "show", "--json", cwd=repo).stdout)
     experiments = [
         exp["data"]
         for commit in shown
         for run_ in commit.get("experiments") or []
         for exp in run_.get("revs", [])
     ]
-    finished = {
-        exp["params"]["params.yaml"]["data"]["train"]["learning_rate"]: exp
-        for exp in experiments
-        if exp.get("metrics")
-    }
-    assert {0.002, 0.02} <= set(finished)
-    for exp in (finished[0.002], finished[0.02]):
-        assert exp["params"]["params.yaml"]["data"]["train"]["batch_size"] == 8
-        assert "accuracy" in exp["metrics"]["metrics/evaluate.json"]["data"]
+    finished = {}
+    for exp in experiments:
+        train = exp["params"]["params.yaml"]["data"]["train"]
+        if exp.get("metrics") and exp.get("status", "Success") == "Success":
+            finished[(train["learning_rate"], train["batch_size"])] = exp
+    return finished
+
+
+def test_queued_grid_runs_on_two_workers(baseline):
+    grid = {(0.002, 8), (0.002, 12), (0.02, 8), (0.02, 12)}
+    dvc("exp", "run", "--queue", "-S", "train.learning_rate=0.002,0.02",
+        "-S", "train.batch_size=8,12", cwd=baseline)  # fmt: skip
+    dvc("queue", "start", "-j", "2", cwd=baseline)  # real background workers
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        status = dvc("queue", "status", cwd=baseline).stdout
+        if not re.search(r"\b(Queued|Running)\b", status):
+            break
+        time.sleep(3)
+    assert not re.search(r"\b(Queued|Running|Failed)\b", status), status
+    finished = finished_experiments(baseline)
+    assert grid <= set(finished), (sorted(finished), status)
+    evaluations = [finished[pair]["metrics"]["metrics/evaluate.json"]["data"] for pair in grid]
+    trainings = [finished[pair]["metrics"]["metrics/train.json"]["data"] for pair in grid]
+    # Each ran its own training: no two experiments share a result.
+    assert len({json.dumps(t["val_loss"]) + str(t["last"]) for t in trainings}) == 4
+    assert all("accuracy" in evaluation for evaluation in evaluations)
 
 
 def test_plots_show_renders_curves_sweep_and_images(baseline):

@@ -7,6 +7,7 @@ import pytest
 
 from stages.gradcam import gradcam_heatmap, last_conv_layer
 from stages.models import build_model
+from tests.conftest import run_stage, write_params
 
 
 def region_model(size=16) -> keras.Model:
@@ -61,3 +62,31 @@ def test_both_model_families(architecture, layer):
     assert heatmap.dtype == np.float32
     assert np.isfinite(heatmap).all()
     assert heatmap.min() >= 0 and heatmap.max() <= 1
+    # Each map is scaled to a peak of 1 before it is resized to the image (which can lower
+    # the peak a little); an untrained model still has some positive evidence.
+    assert heatmap.reshape(3, -1).max(axis=1).min() > 0.5
+
+
+@pytest.mark.parametrize(
+    ("layer", "problem"),
+    [
+        ("logits", "its output (None, 3) is not a feature map (batch, height, width, channels)"),
+        ("pool", "its output (None, 16) is not a feature map (batch, height, width, channels)"),
+        ("no_such_layer", "it is not a layer of the model"),
+    ],
+)
+def test_a_bad_layer_stops_before_the_data_is_read(tmp_path, layer, problem):
+    model = build_model("separable_cnn", 32, 3, filters=[8, 16])
+    model.save(tmp_path / "model.keras")
+    write_params(tmp_path, gradcam__layer=layer)
+    # No data at all: the layer must be refused before the stage looks for it.
+    result = run_stage(
+        "gradcam", "--resized", "missing", "--split", "missing.csv", "--model", "model.keras",
+        "--predictions", "missing.csv", "--out", "gradcam", cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"gradcam: error: params.yaml: gradcam.layer = {layer!r} is not allowed: {problem}; "
+        'use "" for the last one (stage2_block2_relu)'
+    )
+    assert not (tmp_path / "gradcam").exists()

@@ -1,5 +1,6 @@
 """download with data.source kaggle: the real kagglehub client against a local server."""
 
+import base64
 import io
 import socket
 import zipfile
@@ -71,8 +72,24 @@ def test_animals10_through_kagglehub(workspace):
     assert not list(workspace.parent.rglob("escaped.jpeg"))
     assert not any(p.is_symlink() for p in workspace.parent.rglob("*"))
     manifest = (raw / "manifest.csv").read_text().splitlines()
-    assert manifest[0] == "path,class,split"
-    assert "dog/OIP-same-name.jpeg,dog," in manifest
+    assert manifest[0] == "path,class,split,source"
+    assert f"dog/OIP-same-name.jpeg,dog,,kaggle:{HANDLE}" in manifest
+
+
+def test_an_unpinned_handle_is_pinned_to_the_version_downloaded(workspace):
+    """DVC cannot notice a new upstream version of an unpinned handle: the version that was
+    downloaded is recorded, and the log says how to pin it."""
+    with FakeKaggle() as server:  # its current version is 2
+        server.archives["alessiocorrado99/animals10"] = animals10_zip()
+        result = download(workspace, server, handle="alessiocorrado99/animals10")
+        assert ("POST", "/api/v1/datasets.DatasetApiService/GetDataset") in server.requests
+    manifest = (workspace / "data/raw/manifest.csv").read_text().splitlines()
+    assert manifest[1].endswith(",kaggle:alessiocorrado99/animals10/versions/2")
+    assert "download: kaggle:alessiocorrado99/animals10/versions/2 -> data/raw" in result.stderr
+    assert (
+        "pin the one downloaded: dvc exp run -S "
+        "data.kaggle_dataset=alessiocorrado99/animals10/versions/2"
+    ) in result.stderr
 
 
 def test_pinned_version_comes_from_the_cache_offline(workspace):
@@ -108,14 +125,18 @@ def test_http_errors_give_one_line_and_leak_no_credentials(workspace, status, ex
             KAGGLE_USERNAME="alice",
             KAGGLE_KEY=SECRET_KEY,
         )
-        assert any(header.startswith("Basic ") for header in server.authorizations)
+    # The key travels base64-encoded in the Authorization header: look for both forms.
+    encoded = base64.b64encode(f"alice:{SECRET_KEY}".encode())
+    assert f"Basic {encoded.decode()}" in server.authorizations
     assert result.returncode == 1
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith(expected)
-    assert SECRET_KEY not in result.stdout + result.stderr
+    for secret in (SECRET_KEY, encoded.decode()):
+        assert secret not in result.stdout + result.stderr
     for path in workspace.parent.rglob("*"):
         if path.is_file():
-            assert SECRET_KEY.encode() not in path.read_bytes(), path
+            content = path.read_bytes()
+            assert SECRET_KEY.encode() not in content and encoded not in content, path
     # A failed download leaves the previous data/raw as it was.
     assert (workspace / "data/raw/kept.txt").read_text() == "an earlier download"
 

@@ -1,13 +1,57 @@
 """The resize stage end to end: good files become rows, bad ones a report, data/raw untouched."""
 
 import csv
+import io
 import json
+import multiprocessing
+import os
+import struct
+import warnings
 
 import numpy as np
+import pytest
+from PIL import Image, ImageOps
 
+from stages import resize
 from stages.images import load_image
+from stages.params import ResizeParams
 from tests.conftest import make_class_tree, run_stage, tree_digest, write_params
 from tests.test_images import png_header_only, truncated_jpeg
+
+
+def jpeg_with_bad_exif_type() -> bytes:
+    """A JPEG whose EXIF entry has an unknown type: Pillow's EXIF writer, called by
+    exif_transpose, raises struct.error on it (not an OSError)."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F] = "cam"
+    exif[0x8769] = {0x9003: "2020"}
+    buffer = io.BytesIO()
+    pixels = np.random.default_rng(0).integers(0, 255, (16, 16, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(buffer, "JPEG", exif=exif.tobytes())
+    data = bytearray(buffer.getvalue())
+    data[41] = 40  # the type field of an EXIF entry
+    return bytes(data)
+
+
+def dds_with_unknown_pixel_format() -> bytes:
+    """A DDS header with a pixel format Pillow's plugin raises NotImplementedError on."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16)).save(buffer, "DDS")
+    data = bytearray(buffer.getvalue())
+    data[25], data[80], data[147] = 114, 22, 156
+    return bytes(data)
+
+
+def test_the_hostile_files_do_break_pillow(tmp_path):
+    """The files above are only worth testing while Pillow itself fails on them this way."""
+    for data, error in ((jpeg_with_bad_exif_type(), struct.error),
+                        (dds_with_unknown_pixel_format(), NotImplementedError)):  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with pytest.raises(error), Image.open(io.BytesIO(data)) as image:
+                image.load()
+                ImageOps.exif_transpose(image)
 
 
 def write_manifest(raw):
@@ -23,6 +67,8 @@ def test_resize_stage(tmp_path):
     (raw / "cat" / "cut.jpg").write_bytes(truncated_jpeg())
     (raw / "dog" / "notes.jpg").write_text("hello")
     (raw / "dog" / "bomb.png").write_bytes(png_header_only(40_000, 40_000))
+    (raw / "dog" / "bad-exif.jpg").write_bytes(jpeg_with_bad_exif_type())
+    (raw / "cat" / "odd.dds").write_bytes(dds_with_unknown_pixel_format())
     write_manifest(raw)
     before = tree_digest(raw)
     write_params(tmp_path, resize__size=32, resize__workers=2)
@@ -42,6 +88,8 @@ def test_resize_stage(tmp_path):
     assert rejected == {
         "cat/cut.jpg": "truncated",
         "cat/empty.jpg": "empty",
+        "cat/odd.dds": "unreadable",
+        "dog/bad-exif.jpg": "unreadable",
         "dog/bomb.png": "too_large",
         "dog/notes.jpg": "not_an_image",
     }
@@ -51,9 +99,9 @@ def test_resize_stage(tmp_path):
         assert (images[row_number] == expected).all()
     assert len({row["pixel_hash"] for row in index}) == 12
     metrics = json.loads((tmp_path / "metrics" / "resize.json").read_text())
-    assert metrics["images"] == 12 and metrics["rejected"] == 4
+    assert metrics["images"] == 12 and metrics["rejected"] == 6
     assert metrics["rejected_by_reason"] == {
-        "empty": 1, "not_an_image": 1, "too_large": 1, "truncated": 1,
+        "empty": 1, "not_an_image": 1, "too_large": 1, "truncated": 1, "unreadable": 2,
     }  # fmt: skip
 
 
@@ -66,3 +114,42 @@ def test_resize_without_download(tmp_path):
         "resize: error: data/raw/manifest.csv not found: run the download stage first"
     )
     assert not (tmp_path / "data" / "resized").exists()
+
+
+def test_core_count_without_sched_getaffinity(monkeypatch):
+    """macOS has no os.sched_getaffinity."""
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    assert resize.worker_count(0) == os.cpu_count()
+    assert resize.worker_count(3) == 3
+
+
+def test_workers_are_not_forked(tmp_path, monkeypatch):
+    """fork is unsafe on macOS (and after threads start); spawn works on every OS."""
+    raw = make_class_tree(tmp_path / "raw", classes=("cat",), per_class=3)
+    write_manifest(raw)
+    methods = []
+    real_get_context = multiprocessing.get_context
+
+    def recording_get_context(method=None):
+        methods.append(method)
+        return real_get_context(method)
+
+    monkeypatch.setattr(multiprocessing, "get_context", recording_get_context)
+    params = ResizeParams(size=8, fit="squash", max_megapixels=1, workers=2)
+    (tmp_path / "out").mkdir()
+    index, rejected = resize.resize_all(raw, resize.read_manifest(raw), params, tmp_path / "out")
+    assert len(index) == 3 and not rejected
+    assert methods and "fork" not in methods
+
+
+def test_a_killed_run_leaves_no_temporary_behind(tmp_path):
+    raw = make_class_tree(tmp_path / "data" / "raw", classes=("cat", "dog"), per_class=6)
+    write_manifest(raw)
+    write_params(tmp_path, resize__size=16)
+    # What a killed resize leaves: its half-written temporary folder, next to the output.
+    stale = tmp_path / "data" / ".resized.k3j9x2.tmp"
+    stale.mkdir()
+    (stale / "images.npy").write_bytes(b"\0" * 1000)
+    run_stage("resize", "--raw", "data/raw", "--out", "data/resized",
+              "--metrics", "metrics/resize.json", cwd=tmp_path)  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["raw", "resized"]

@@ -79,3 +79,28 @@ def test_summary_counts():
         sum(result["per_class"]["c0"].values())
         == (labels == "c0").sum() - ((splits == DUPLICATE) & (labels == "c0")).sum()
     )
+
+
+def test_a_class_only_in_the_given_test_split_is_an_error():
+    labels, groups = dataset(per_class=(30, 30, 5))
+    given_test = np.zeros(len(labels), bool)
+    given_test[-5:] = True  # all of c2, and nothing else
+    with pytest.raises(StageError) as error:
+        split_indices(labels, groups, given_test, 0.2, 0.2, seed=0)
+    assert str(error.value) == (
+        "class 'c2' appears only in the given test split (5 images), so it would never be "
+        "trained on: add train/<class> images of it or remove it"
+    )
+
+
+def test_a_class_whose_images_all_belong_to_another_is_an_error():
+    labels, groups = dataset(per_class=(30, 30, 4))
+    # Every c2 image has the same pixels as a c0 image listed before it.
+    for copy in range(60, 64):
+        groups[copy] = groups[copy - 60]
+    with pytest.raises(StageError) as error:
+        split_indices(labels, groups, np.zeros(len(labels), bool), 0.2, 0.2, seed=0)
+    assert str(error.value) == (
+        "class 'c2' has no image of its own: all 4 are exact duplicates (same pixels after "
+        "resize) of images of another class; relabel or remove them"
+    )

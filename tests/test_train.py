@@ -1,17 +1,30 @@
 """The train stage: input pipeline, reproducibility, outputs, and one-line errors."""
 
 import json
+import os
+import signal
 import socket
+import subprocess
 import sys
 import textwrap
+import time
 
 import keras
 import numpy as np
 import pytest
 
 from stages.data import load_subset
-from stages.training import augmentation_model, class_weights, make_dataset
-from tests.conftest import make_resized_dataset, run, run_stage, stage_env, write_params
+from stages.params import SweepParams, TrainParams, read_params
+from stages.sweep import run_pairs
+from stages.training import augmentation_model, class_weights, configure_devices, make_dataset
+from tests.conftest import (
+    make_resized_dataset,
+    run,
+    run_stage,
+    stage_env,
+    tree_digest,
+    write_params,
+)
 
 TINY = {"train__epochs": 2, "train__batch_size": 8, "train__filters": [8, 16]}
 
@@ -80,9 +93,9 @@ def test_train_stage_outputs_and_reproducibility(tiny):
     ("overrides", "expected"),
     [
         ({"train__batch_size": 0},
-         "train: error: params.yaml: train.batch_size = 0 is not allowed: must be an integer from 1"),
+         "train: error: params.yaml: train.batch_size = 0 is not allowed: must be an integer >= 1 and <= 65536"),
         ({"train__learning_rate": -0.01},
-         "train: error: params.yaml: train.learning_rate = -0.01 is not allowed: must be a number > 0"),
+         "train: error: params.yaml: train.learning_rate = -0.01 is not allowed: must be a finite number > 0 and <= 10"),
         ({"train__model": "resnet9000"},
          "train: error: params.yaml: train.model = 'resnet9000' is not allowed: must be one of separable_cnn, vgg16"),
         ({"train__model": "vgg16", "train__weights": "none"},
@@ -106,12 +119,12 @@ def test_mirrored_strategy_on_two_logical_cpus(tiny):
         import tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        import dataclasses, yaml
+        import dataclasses
         from pathlib import Path
         from stages.data import load_subset
-        from stages.params import TrainParams
+        from stages.params import TrainParams, read_params
         from stages.training import configure_devices, fit_model
-        params = TrainParams.from_params(yaml.safe_load(Path("params.yaml").read_text()))
+        params = TrainParams.from_params(read_params())
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         devices = dataclasses.replace(configure_devices(), strategy=strategy)
         train = load_subset(Path("resized"), Path("split.csv"), "train")
@@ -141,3 +154,44 @@ def test_imagenet_weights_offline_is_one_line(tmp_path):
     )
     assert "or to none to train from scratch" in result.stderr
     assert not (tmp_path / "models").exists()
+
+
+def test_a_killed_train_leaves_the_previous_curves_whole(tiny):
+    write_params(tiny, **TINY)
+    run_stage("train", *train_args(tiny), cwd=tiny)
+    curves = tiny / "plots" / "training"
+    before = tree_digest(curves)
+    write_params(tiny, **{**TINY, "train__epochs": 500})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stages.train", *train_args(tiny)], cwd=tiny, env=stage_env(),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        # Kill it once it has logged its first epoch (one row after the header), wherever.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            tables = (tiny / "plots").rglob("eval/accuracy.tsv")
+            if any(len(table.read_text().splitlines()) == 2 for table in tables):
+                break
+            time.sleep(0.1)
+        assert process.poll() is None, "train ended before it could be killed"
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert tree_digest(curves) == before
+
+
+def test_the_sweep_clears_each_pairs_model_from_memory(tiny):
+    params = read_params()
+    train = TrainParams.from_params(params).model_copy(update={"filters": [4], "flip": False})
+    sweep = SweepParams.from_params(params).model_copy(update={"epochs": 1})
+    train_set = load_subset(tiny / "resized", tiny / "split.csv", "train")
+    val_set = load_subset(tiny / "resized", tiny / "split.csv", "val")
+    keras.layers.Dense(1)  # a layer of the session before the sweep
+    rows = run_pairs(
+        [(0.01, 8), (0.001, 8)], train, sweep, train_set, val_set, 0, configure_devices()
+    )
+    assert [row["pair"] for row in rows] == ["lr=0.01 batch=8", "lr=0.001 batch=8"]
+    # Keras' global state (layer names, traced functions, models) was cleared: naming starts
+    # over instead of counting on from the layers of earlier pairs.
+    assert keras.layers.Dense(1).name == "dense"

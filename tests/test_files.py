@@ -1,0 +1,84 @@
+"""Atomic outputs: a failure at any point leaves the old output or the new one, never neither,
+and temporaries of killed runs are cleaned up by the next run."""
+
+import os
+
+import pytest
+
+from stages import files
+from stages.files import atomic_directory, atomic_path
+
+
+def folder_with(path, text):
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "content.txt").write_text(text)
+    return path
+
+
+def failing_second_replace(monkeypatch):
+    """os.replace that fails on its second call, as a crash between two renames would."""
+    calls = []
+    real_replace = os.replace
+
+    def replace(source, target):
+        calls.append((source, target))
+        if len(calls) == 2:
+            raise OSError("simulated crash between the two renames")
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    return calls
+
+
+@pytest.mark.parametrize("can_exchange", [True, False])
+def test_failure_while_swapping_keeps_an_output(tmp_path, monkeypatch, can_exchange):
+    output = folder_with(tmp_path / "out", "old")
+    if not can_exchange:  # macOS and file systems without renameat2(RENAME_EXCHANGE)
+        monkeypatch.setattr(files, "exchange", lambda first, second: False)
+    failing_second_replace(monkeypatch)
+    try:
+        with atomic_directory(output) as temporary:
+            (temporary / "content.txt").write_text("new")
+    except OSError:
+        pass
+    assert (output / "content.txt").read_text() in ("old", "new")
+    if can_exchange:
+        assert (output / "content.txt").read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_a_folder_moved_aside_by_a_killed_run_is_restored(tmp_path):
+    # What a kill between the two renames leaves where the OS cannot swap in one step.
+    folder_with(tmp_path / ".out.old.tmp", "old")
+    with pytest.raises(RuntimeError), atomic_directory(tmp_path / "out"):
+        assert (tmp_path / "out" / "content.txt").read_text() == "old"
+        raise RuntimeError("the stage fails")
+    assert (tmp_path / "out" / "content.txt").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_stale_temporaries_are_removed_and_others_kept(tmp_path):
+    (tmp_path / ".model.keras.a1b2c3.tmp.keras").write_text("half a model")
+    folder_with(tmp_path / ".plots.x9y8.tmp", "half the curves")
+    (tmp_path / ".other.keras.a1b2c3.tmp.keras").write_text("another output's")
+    (tmp_path / "model.keras.notes").write_text("not a temporary")
+    with atomic_path(tmp_path / "model.keras") as temporary:
+        temporary.write_text("model")
+    with atomic_directory(tmp_path / "plots") as temporary:
+        (temporary / "curve.tsv").write_text("step\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".other.keras.a1b2c3.tmp.keras",
+        "model.keras",
+        "model.keras.notes",
+        "plots",
+    ]
+
+
+def test_a_failed_write_leaves_the_old_file(tmp_path):
+    target = tmp_path / "metrics.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(target) as temporary:
+        temporary.write_text("half")
+        raise RuntimeError("crash")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
