@@ -144,8 +144,9 @@ def datasets() -> list[Dataset]:
     return [
         Dataset("fashion-mnist", Variant("balanced", [2400] * fashion, 300), write_fashion,
                 "2,400 train photos per class (20,400 after val), 300 test"),
-        Dataset("fashion-mnist", Variant("long-tailed", long_tail(1500, fashion), 100),
-                write_fashion, "1,500 down to 150 train photos per class (10:1), 100 test"),
+        # The head class at its full size, the others shrinking to 1/10 (as in CIFAR-10-LT).
+        Dataset("fashion-mnist", Variant("long-tailed", long_tail(6000, fashion), 100),
+                write_fashion, "6,000 down to 600 train photos per class (10:1), 100 test"),
         Dataset("fashion-mnist", Variant("small", [50] * fashion, 100), write_fashion,
                 "50 train photos per class (42 after val), 100 test"),
         Dataset("textures", Variant("balanced", [500] * textures, 100), write_textures,

@@ -4,6 +4,7 @@ Figures are built without pyplot (no global state, no display needed) and saved 
 """
 
 import contextlib
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from stages.files import atomic_path
+from stages.params import MONITORS
 
 SPLIT_COLORS = {"train": "#4C72B0", "val": "#DD8452", "test": "#55A868"}
 
@@ -121,12 +123,19 @@ def confusion_figure(matrix: np.ndarray, class_names: list[str], accuracy: float
     return figure
 
 
-def curves_figure(history: pd.DataFrame, best_epoch: int) -> Figure:
-    """Accuracy and loss by epoch, train vs val (columns epoch, split, accuracy, loss)."""
+CURVES = {"loss": "Loss", "accuracy": "Accuracy", "macro_f1": "Macro F1",
+          "balanced_accuracy": "Balanced accuracy"}  # fmt: skip
+
+
+def curves_figure(history: pd.DataFrame, best_epoch: int, monitor: str) -> Figure:
+    """Loss, accuracy, macro F1 and balanced accuracy by epoch, train vs val (columns epoch,
+    split and one per metric); the epoch kept (best train.monitor) is marked."""
+    metrics = [metric for metric in CURVES if metric in history]
     with style():
-        figure = Figure(figsize=(11, 4.2), layout="constrained")
-        for axes, metric in zip(figure.subplots(1, 2), ("accuracy", "loss"), strict=True):
-            sns.lineplot(history, x="epoch", y=metric, hue="split", marker="o", ax=axes)
+        figure = Figure(figsize=(11, 3.6 * math.ceil(len(metrics) / 2)), layout="constrained")
+        grid = figure.subplots(math.ceil(len(metrics) / 2), 2, squeeze=False).ravel()
+        for axes, metric in zip(grid, metrics, strict=False):
+            sns.lineplot(history, x="epoch", y=metric, hue="split", marker=".", ax=axes)
             axes.axvline(best_epoch, color="grey", linestyle="--", linewidth=1)
             axes.annotate(
                 f"kept: epoch {best_epoch} ",
@@ -136,7 +145,11 @@ def curves_figure(history: pd.DataFrame, best_epoch: int) -> Figure:
                 color="grey",
             )
             axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-            axes.set_title(f"{metric.capitalize()} by epoch")
+            axes.set_title(
+                CURVES[metric] + (" (train.monitor)" if monitor == f"val_{metric}" else "")
+            )
+        for axes in grid[len(metrics) :]:
+            axes.axis("off")
         figure.suptitle("Training curves: train vs val")
     return figure
 
@@ -173,14 +186,18 @@ def image_grid_figure(rows: list[list[Panel]], title: str, columns: int = 4) -> 
     return figure
 
 
-def sweep_heatmap_figure(results: pd.DataFrame, best: pd.Series) -> Figure:
-    """Val accuracy over the learning rate x batch size grid; the best cell is outlined."""
-    grid = results.pivot(index="learning_rate", columns="batch_size", values="val_accuracy")
+def sweep_heatmap_figure(results: pd.DataFrame, best: pd.Series, monitor: str) -> Figure:
+    """The train.monitor score over the learning rate x batch size grid; the best cell is
+    outlined."""
+    grid = results.pivot(index="learning_rate", columns="batch_size", values="score")
+    label = monitor.removeprefix("val_").replace("_", " ")
     with style():
         figure = Figure(figsize=(2.2 + 1.4 * grid.shape[1], 1.6 + 0.8 * grid.shape[0]))
         axes = figure.subplots()
+        # Brighter is better whichever way the monitor points (val loss: lower is better).
+        colors = "viridis" if MONITORS[monitor] == "max" else "viridis_r"
         sns.heatmap(
-            grid, annot=True, fmt=".3f", cmap="viridis", cbar_kws={"label": "val accuracy"}, ax=axes
+            grid, annot=True, fmt=".3f", cmap=colors, cbar_kws={"label": f"val {label}"}, ax=axes
         )
         row = list(grid.index).index(best["learning_rate"])
         column = list(grid.columns).index(best["batch_size"])
@@ -190,7 +207,7 @@ def sweep_heatmap_figure(results: pd.DataFrame, best: pd.Series) -> Figure:
         axes.tick_params(axis="y", rotation=0)
         epochs = int(results["epochs"].iloc[0])
         axes.set_title(
-            f"Sweep: val accuracy after {epochs} epoch(s); best (red) "
+            f"Sweep: val {label} after {epochs} epoch(s); best (red) "
             f"lr={best['learning_rate']:g}, batch {int(best['batch_size'])}"
         )
     return figure

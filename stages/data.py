@@ -29,6 +29,13 @@ def class_names(labels: pd.Series) -> list[str]:
     return sorted(labels.unique())
 
 
+def split_labels(split_file: Path, split: str, names: list[str]) -> np.ndarray:
+    """The class indices of one split, from the split CSV alone (no images read)."""
+    table = read_csv(split_file, ("class", "split"))
+    chosen = table.loc[table["split"] == split, "class"]
+    return chosen.map({name: i for i, name in enumerate(names)}).to_numpy(np.int32)
+
+
 def image_size(resized: Path) -> int:
     """Side of the stored square images, read from the .npy header without loading them."""
     try:

@@ -27,6 +27,10 @@ ResizeFit = Literal["squash", "crop", "pad"]
 ModelName = Literal["separable_cnn", "vgg16", "resnet50", "efficientnetv2b0", "mobilenetv3small"]
 MODELS: tuple[str, ...] = ModelName.__args__
 Optimizer = Literal["adam", "adamw", "sgd"]
+# What `train.monitor` can name (stages/scores.py), and whether higher is better. Plain
+# val_accuracy is not offered: it rewards predicting the majority class.
+MONITORS = {"val_macro_f1": "max", "val_balanced_accuracy": "max", "val_loss": "min"}
+Monitor = Literal[tuple(MONITORS)]
 LearningRateSchedule = Literal["cosine", "constant"]
 # owner/dataset, optionally pinned to a version: owner/dataset/versions/N
 KAGGLE_HANDLE = re.compile(r"^[\w.-]+/[\w.-]+(/versions/\d+)?$")
@@ -136,7 +140,12 @@ class TrainParams(Section):
     section: ClassVar[str] = "train"
     model: ModelName
     weights: str = Field(description="transfer models: imagenet | none | path/to/weights.h5")
-    epochs: int = Field(ge=1, description="the most epochs a run trains")
+    epochs: int = Field(ge=1)
+    min_steps: int = Field(
+        ge=0,
+        description="at least this many optimiser steps in all: a small train split is "
+        "repeated within each epoch",
+    )
     batch_size: BatchSize
     learning_rate: LearningRate
     optimizer: Optimizer
@@ -147,7 +156,14 @@ class TrainParams(Section):
     flip: bool
     rotation: float = Field(ge=0, le=0.5, description="fraction of a full turn")
     zoom: float = Field(ge=0, lt=1, description="fraction of the size")
-    early_stopping_patience: int = Field(ge=0, description="0 = never stop early")
+    translation: float = Field(ge=0, lt=1, description="random shift, fraction of the size")
+    monitor: Monitor = Field(
+        description="picks the best epoch, stops early and ranks sweep pairs; honest under "
+        "class imbalance (plain val_accuracy is not offered: it rewards the majority class)"
+    )
+    early_stopping_patience: int = Field(
+        ge=0, description="epochs without a better train.monitor before stopping; 0 = never"
+    )
     class_weights: bool
     fine_tune_epochs: int = Field(ge=0)
     fine_tune_learning_rate: LearningRate

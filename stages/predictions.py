@@ -76,3 +76,9 @@ def most_confident_mistakes(table: pd.DataFrame, count: int, actual: str | None 
 
 def caption(row: pd.Series) -> str:
     return f"true {row['actual']}\npredicted {row['predicted']} ({row['confidence']:.0%})"
+
+
+def majority_class(train_labels: np.ndarray) -> int:
+    """The most frequent training class (the lowest index on a tie): what a model that learnt
+    nothing but the class frequencies predicts for every image."""
+    return int(np.bincount(train_labels).argmax())

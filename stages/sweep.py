@@ -1,4 +1,4 @@
-"""sweep: train briefly with every (learning rate, batch size) pair; rank the pairs by val accuracy.
+"""sweep: train briefly with every (learning rate, batch size) pair; rank them by train.monitor.
 
 Each pair goes through exactly the train stage's code (stages/training.py) with the train
 params, except for the learning rate, the batch size and a short budget of its own
@@ -17,9 +17,11 @@ from stages.charts import save_figure, sweep_heatmap_figure
 from stages.cli import parse_paths, progress, run_stage
 from stages.data import image_size, load_subset
 from stages.files import write_csv, write_json
-from stages.params import BaseParams, SweepParams, TrainParams, read_params
+from stages.params import MONITORS, BaseParams, SweepParams, TrainParams, read_params
 
 log = logging.getLogger(__name__)
+
+SCORES = ("val_macro_f1", "val_balanced_accuracy", "val_accuracy", "val_loss")
 
 
 def pair_params(train: TrainParams, sweep: SweepParams, learning_rate: float, batch_size: int):
@@ -28,6 +30,7 @@ def pair_params(train: TrainParams, sweep: SweepParams, learning_rate: float, ba
             "learning_rate": learning_rate,
             "batch_size": batch_size,
             "epochs": sweep.epochs,
+            "min_steps": 0,  # the sweep's budget is sweep.epochs, whatever the data size
             "early_stopping_patience": 0,
             "fine_tune_epochs": 0,
         }
@@ -43,24 +46,25 @@ def run_pairs(pairs, train, sweep, train_set, val_set, seed, devices) -> list[di
     rows = []
     bar = progress(pairs, "sweep", unit="pair")
     for learning_rate, batch_size in bar:
-        bar.set_postfix(learning_rate=learning_rate, batch_size=batch_size)
+        bar.set_postfix(learning_rate=learning_rate, batch_size=batch_size, refresh=False)
         result = fit_model(
             pair_params(train, sweep, learning_rate, batch_size),
             train_set, val_set, seed, devices, verbose=0,
         )  # fmt: skip
         history, best_epoch = result.history, result.best_epoch
+        scores = {name: round(history[name][best_epoch], 4) for name in SCORES}
         rows.append(
             {
                 "pair": f"lr={learning_rate:g} batch={batch_size}",
                 "learning_rate": learning_rate,
                 "batch_size": batch_size,
-                "val_accuracy": round(history["val_accuracy"][best_epoch], 4),
-                "val_loss": round(history["val_loss"][best_epoch], 4),
+                "score": scores[train.monitor],
+                **scores,
                 "epochs": len(history["loss"]),
                 "seconds": round(result.seconds, 1),
             }
         )
-        bar.write(f"sweep: {rows[-1]['pair']} -> val_accuracy {rows[-1]['val_accuracy']:.4f}")
+        bar.write(f"sweep: {rows[-1]['pair']} -> {train.monitor} {rows[-1]['score']:.4f}")
         # Each pair's model, optimizer and traced functions stay in Keras' global state
         # until cleared, so memory would grow with the grid.
         del result
@@ -68,9 +72,10 @@ def run_pairs(pairs, train, sweep, train_set, val_set, seed, devices) -> list[di
     return rows
 
 
-def best_pair(results: pd.DataFrame) -> pd.Series:
-    """Highest val accuracy; on a tie, the lower val loss."""
-    ranked = results.sort_values(["val_accuracy", "val_loss"], ascending=[False, True])
+def best_pair(results: pd.DataFrame, monitor: str) -> pd.Series:
+    """The best `score` (the train.monitor value); on a tie, the lower val loss."""
+    higher_is_better = MONITORS[monitor] == "max"
+    ranked = results.sort_values(["score", "val_loss"], ascending=[not higher_is_better, True])
     return ranked.iloc[0]
 
 
@@ -113,25 +118,25 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     rows = run_pairs(pairs, train, sweep, train_set, val_set, base.seed, devices)
     results = pd.DataFrame(rows)
-    best = best_pair(results)
+    best = best_pair(results, train.monitor)
     write_csv(args.results, results)
-    save_figure(sweep_heatmap_figure(results, best), args.heatmap)
+    save_figure(sweep_heatmap_figure(results, best, train.monitor), args.heatmap)
     write_json(
         args.metrics,
         {
             "best": {
                 "learning_rate": float(best["learning_rate"]),
                 "batch_size": int(best["batch_size"]),
-                "val_accuracy": float(best["val_accuracy"]),
-                "val_loss": float(best["val_loss"]),
+                **{name: float(best[name]) for name in SCORES},
             },
+            "monitor": train.monitor,
             "pairs": len(results),
             "seconds": round(time.perf_counter() - started, 1),
         },
     )
     log.info(
-        "sweep: best %s (val_accuracy %.4f). Train the full model with it:\n  %s",
-        best["pair"], best["val_accuracy"], experiment_command(best),
+        "sweep: best %s (%s %.4f). Train the full model with it:\n  %s",
+        best["pair"], train.monitor, best["score"], experiment_command(best),
     )  # fmt: skip
 
 

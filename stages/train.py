@@ -1,4 +1,4 @@
-"""train: fit train.model on the train split; keep the epoch with the best val accuracy.
+"""train: fit train.model on the train split; keep the epoch with the best train.monitor.
 
 Writes the model (Keras format), per-epoch curves through DVCLive, and a metrics JSON.
 """
@@ -13,20 +13,25 @@ from stages.params import BaseParams, TrainParams, read_params
 log = logging.getLogger(__name__)
 
 
-def summary(result) -> dict:
+VAL_SCORES = ("val_macro_f1", "val_balanced_accuracy", "val_accuracy", "val_loss")
+
+
+def summary(result, monitor: str) -> dict:
     """Best-epoch and last-epoch figures of a FitResult, as flat numbers for `dvc metrics`."""
     history, best = result.history, result.best_epoch
 
     def at(epoch: int) -> dict[str, float]:
+        scores = {name: round(history[name][epoch], 4) for name in VAL_SCORES}
         return {
-            "val_accuracy": round(history["val_accuracy"][epoch], 4),
-            "val_loss": round(history["val_loss"][epoch], 4),
+            **scores,
+            "train_macro_f1": round(history["macro_f1"][epoch], 4),
             "train_accuracy": round(history["accuracy"][epoch], 4),
             "train_loss": round(history["loss"][epoch], 4),
         }
 
     return {
         **at(best),
+        "monitor": monitor,
         "best_epoch": best + 1,
         "epochs_run": len(history["loss"]),
         "last": at(-1),
@@ -76,12 +81,12 @@ def main(argv: list[str] | None = None) -> None:
             )  # fmt: skip
         with atomic_path(args.model) as temporary:
             result.model.save(temporary)
-    metrics = summary(result)
+    metrics = summary(result, train.monitor)
     write_json(args.metrics, metrics)
     log.info(
-        "train: best val_accuracy %.4f at epoch %d of %d, %.0f s, %.0f images/s",
-        metrics["val_accuracy"], metrics["best_epoch"], metrics["epochs_run"],
-        metrics["seconds"], metrics["images_per_second"],
+        "train: best %s %.4f at epoch %d of %d (val accuracy %.4f), %.0f s, %.0f images/s",
+        train.monitor, metrics[train.monitor], metrics["best_epoch"], metrics["epochs_run"],
+        metrics["val_accuracy"], metrics["seconds"], metrics["images_per_second"],
     )  # fmt: skip
 
 

@@ -6,7 +6,13 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    confusion_matrix,
+    f1_score,
+    recall_score,
+)
 
 from stages.evaluate import report, report_markdown
 from stages.predictions import Predictions, most_confident_mistakes, prediction_table
@@ -24,9 +30,13 @@ def predictions(seed=0, count=200, classes=4, skill=2.0):
 
 def test_report_agrees_with_sklearn():
     p = predictions()
-    metrics = report(p)
+    metrics = report(p, majority=1)
     predicted = p.logits.argmax(axis=1)  # computed here, not taken from Predictions
     assert metrics["accuracy"] == pytest.approx(accuracy_score(p.labels, predicted), abs=1e-4)
+    assert metrics["balanced_accuracy"] == pytest.approx(
+        balanced_accuracy_score(p.labels, predicted), abs=1e-4
+    )
+    assert metrics["macro_f1"] == metrics["macro"]["f1"]
     assert metrics["macro"]["f1"] == pytest.approx(
         f1_score(p.labels, predicted, average="macro"), abs=1e-4
     )
@@ -39,7 +49,33 @@ def test_report_agrees_with_sklearn():
     assert metrics["top3_accuracy"] == pytest.approx(top3, abs=1e-4)
     table = prediction_table(p, [f"img{i}" for i in range(len(p.labels))])
     assert table["predicted"].tolist() == [p.class_names[i] for i in predicted]
-    assert f"accuracy {metrics['accuracy']:.4f}" in report_markdown(metrics)
+    assert f"| accuracy | {metrics['accuracy']:.4f} |" in report_markdown(metrics)
+
+
+def test_majority_baseline_and_the_distance_to_it():
+    # 57% of the test images are class 0, and the model always answers class 0.
+    labels = np.array([0] * 57 + [1] * 30 + [2] * 9 + [3] * 4)
+    logits = np.tile([3.0, 0.0, 0.0, 0.0], (len(labels), 1))
+    metrics = report(Predictions(labels, logits, ["a", "b", "c", "d"]), majority=0)
+    baseline = metrics["majority_baseline"]
+    assert baseline["class"] == "a"
+    assert baseline["accuracy"] == pytest.approx(0.57)
+    assert baseline["balanced_accuracy"] == pytest.approx(0.25)
+    assert baseline["macro_f1"] == pytest.approx(
+        f1_score(labels, np.zeros_like(labels), average="macro", labels=[0, 1, 2, 3]), abs=1e-4
+    )
+    assert metrics["above_majority"] == {"accuracy": 0, "balanced_accuracy": 0, "macro_f1": 0}
+    markdown = report_markdown(metrics)
+    assert "| accuracy | 0.5700 | 0.5700 | +0.0000 |" in markdown
+    assert "Warning: the model is no better than always predicting 'a'" in markdown
+    assert "Warning" not in report_markdown(report(predictions(), majority=0))
+
+
+@pytest.mark.parametrize(("classes", "has_top3"), [(2, False), (3, False), (4, True)])
+def test_top3_only_below_the_number_of_classes(classes, has_top3):
+    metrics = report(predictions(classes=classes), majority=0)
+    assert ("top3_accuracy" in metrics) == has_top3
+    assert ("top-3 accuracy" in report_markdown(metrics)) == has_top3
 
 
 def test_loss_matches_keras():
@@ -67,13 +103,14 @@ def test_evaluate_stage_outputs_agree(tmp_path):
     make_resized_dataset(tmp_path)
     write_params(tmp_path, **TINY)
     run_stage("train", *train_args(tmp_path), cwd=tmp_path)
-    run_stage(
+    result = run_stage(
         "evaluate", "--resized", "resized", "--split", "split.csv",
         "--model", "models/model.keras", "--live", "plots/training",
         "--train-metrics", "metrics/train.json", "--metrics", "metrics/evaluate.json",
         "--report", "metrics/report.md", "--plots", "plots/evaluate", cwd=tmp_path,
     )  # fmt: skip
     metrics = json.loads((tmp_path / "metrics/evaluate.json").read_text())
+    assert "over always predicting the majority class" in result.stderr
     table = pd.read_csv(tmp_path / "plots/evaluate/predictions.csv")
     split = pd.read_csv(tmp_path / "split.csv")
     test = split[split["split"] == "test"]
@@ -87,6 +124,15 @@ def test_evaluate_stage_outputs_agree(tmp_path):
     assert table["predicted"].tolist() == predicted
     assert metrics["images"] == len(test)
     assert metrics["accuracy"] == pytest.approx(accuracy_score(test["class"], predicted), abs=1e-4)
+    assert metrics["balanced_accuracy"] == pytest.approx(
+        balanced_accuracy_score(test["class"], predicted), abs=1e-4
+    )
+    train_counts = split.loc[split["split"] == "train", "class"].value_counts()
+    majority = sorted(train_counts[train_counts == train_counts.max()].index)[0]
+    assert metrics["majority_baseline"]["class"] == majority
+    assert metrics["majority_baseline"]["accuracy"] == pytest.approx(
+        (test["class"] == majority).mean(), abs=1e-4
+    )
     for name, scores in metrics["per_class"].items():
         assert scores["support"] == (test["class"] == name).sum()
     assert (

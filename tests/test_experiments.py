@@ -15,6 +15,7 @@ TINY_PIPELINE = {
     "data__max_images_per_class": 10,
     "resize__size": 32,
     "train__epochs": 2,
+    "train__min_steps": 0,
     "train__batch_size": 16,
     "train__filters": [8, 16],
     "sweep__learning_rates": [0.001, 0.01],
@@ -55,7 +56,9 @@ def test_sweep_outputs(baseline):
     assert sweep["pairs"] == 2
     assert sweep["best"]["learning_rate"] in (0.001, 0.01) and sweep["best"]["batch_size"] == 16
     rows = (baseline / "plots/sweep/results.csv").read_text().splitlines()
-    assert rows[0].startswith("pair,learning_rate,batch_size,val_accuracy,val_loss,epochs,seconds")
+    header = "pair,learning_rate,batch_size,score,val_macro_f1,val_balanced_accuracy,val_accuracy"
+    assert rows[0].startswith(header)  # score: train.monitor, here val_macro_f1
+    assert [row.split(",")[3] for row in rows[1:]] == [row.split(",")[4] for row in rows[1:]]
     assert len(rows) == 3
     width, height = png_size(baseline / "plots/sweep/heatmap.png")
     assert width > 200 and height > 150
@@ -120,7 +123,8 @@ def test_plots_show_renders_curves_sweep_and_images(baseline):
     dvc("plots", "show", "--out", "dvc_plots", cwd=baseline)
     html = (baseline / "dvc_plots" / "index.html").read_text()
     assert "Training accuracy, train vs val, by epoch" in html
-    assert "Sweep, val accuracy of each learning rate x batch size pair" in html
+    assert "Training macro F1 (the default train.monitor), train vs val, by epoch" in html
+    assert "Sweep, the train.monitor score of each learning rate x batch size pair" in html
     assert "Confusion matrix on the test set" in html
     images = {p.name for p in (baseline / "dvc_plots" / "static").iterdir()}
     assert any("heatmap.png" in name for name in images)

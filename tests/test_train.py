@@ -12,11 +12,13 @@ import time
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
+from stages.augment import Augmentation, affine_transforms, augment, transform
 from stages.data import load_subset
 from stages.params import SweepParams, TrainParams, read_params
 from stages.sweep import run_pairs
-from stages.training import augmentation_model, class_weights, configure_devices, make_dataset
+from stages.training import class_weights, configure_devices, make_dataset
 from tests.conftest import (
     make_resized_dataset,
     run,
@@ -26,7 +28,13 @@ from tests.conftest import (
     write_params,
 )
 
-TINY = {"train__epochs": 2, "train__batch_size": 8, "train__filters": [8, 16]}
+# min_steps 0: one pass per epoch; these tests check the mechanics, not what is learnt.
+TINY = {
+    "train__epochs": 2,
+    "train__min_steps": 0,
+    "train__batch_size": 8,
+    "train__filters": [8, 16],
+}
 
 
 def train_args(folder):
@@ -40,28 +48,80 @@ def tiny(tmp_path):
     return tmp_path
 
 
-def test_dataset_batches_are_float_shuffled_by_seed_and_augmented(tiny):
+def test_dataset_batches_are_uint8_shuffled_by_seed_and_augmented(tiny):
     subset = load_subset(tiny / "resized", tiny / "split.csv", "train")
     plain = list(make_dataset(subset, batch_size=8))
-    images, _ = plain[0]
-    assert images.dtype == "float32" and images.shape == (8, 32, 32, 3)
-    assert np.array_equal(images.numpy(), subset.images[:8].astype("float32"))
+    images, labels = plain[0]
+    assert images.dtype == "uint8" and images.shape == (8, 32, 32, 3)  # 4x fewer bytes
+    assert np.array_equal(images.numpy(), subset.images[:8])
+    assert np.array_equal(labels.numpy(), subset.labels[:8])
     assert sum(len(batch[1]) for batch in plain) == len(subset.labels)
 
-    def order(seed):
-        return np.concatenate([b[1].numpy() for b in make_dataset(subset, 8, shuffle_seed=seed)])
+    def epochs(seed, augmentation=None, count=2):
+        dataset = make_dataset(subset, 8, shuffle_seed=seed, augmentation=augmentation)
+        return [[(x.numpy(), y.numpy()) for x, y in dataset] for _ in range(count)]
 
-    assert np.array_equal(order(1), order(1))
-    assert not np.array_equal(order(1), order(2))
-    assert sorted(order(1)) == sorted(subset.labels)
+    def order(epoch):
+        return np.concatenate([labels for _, labels in epoch])
 
-    keras.utils.set_random_seed(0)
-    augment = augmentation_model(32, flip=True, rotation=0.1, zoom=0.2)
-    augmented, _ = next(iter(make_dataset(subset, 8, augment=augment)))
-    assert augmented.shape == images.shape
-    assert not np.allclose(augmented.numpy(), images.numpy())
-    assert float(np.min(augmented)) >= 0 and float(np.max(augmented)) <= 255.001
-    assert augmentation_model(32, flip=False, rotation=0, zoom=0) is None
+    first, second = epochs(1)
+    assert np.array_equal(order(first), order(epochs(1)[0]))  # same seed, same order
+    assert not np.array_equal(order(first), order(second))  # a new order every epoch
+    assert not np.array_equal(order(first), order(epochs(2)[0]))
+    assert sorted(order(first)) == sorted(subset.labels)
+
+    augmentation = Augmentation(flip=True, rotation=0.1, zoom=0.2)
+    one, two = epochs(1, augmentation)
+    again = epochs(1, augmentation)[0]
+    augmented = one[0][0]
+    assert augmented.dtype == np.float32 and augmented.shape == (8, 32, 32, 3)
+    assert augmented.min() >= 0 and augmented.max() <= 255.001
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(one, again))  # reproducible
+    assert not np.allclose(one[0][0], two[0][0])  # new augmentations every epoch
+    assert not Augmentation(flip=False, rotation=0, zoom=0).active
+
+
+def dot_image(row=16, column=2, size=33) -> tf.Tensor:
+    image = np.zeros((1, size, size, 1), np.float32)
+    image[0, row, column] = 255
+    return tf.constant(image)
+
+
+def where(images: tf.Tensor) -> tuple[int, int]:
+    """(row, column) of the brightest pixel of the first image."""
+    image = images.numpy()[0, ..., 0]
+    return tuple(int(i) for i in np.unravel_index(image.argmax(), image.shape))
+
+
+@pytest.mark.parametrize(
+    ("mirror", "angle", "scale", "shift", "expected"),
+    [
+        (1, 0, 1, (0, 0), (16, 8)),  # identity
+        (-1, 0, 1, (0, 0), (16, 24)),  # a horizontal flip
+        (1, np.pi / 2, 1, (0, 0), (24, 16)),  # a quarter turn: left of the centre -> below it
+        (1, 0, 2, (0, 0), (16, 12)),  # zoomed out 2x: half as far from the centre
+        (1, 0, 0.5, (0, 0), (16, 0)),  # zoomed in 2x: twice as far
+        (1, 0, 1, (5, -3), (13, 13)),  # shifted 5 right, 3 up
+        (-1, 0, 1, (-4, 0), (16, 20)),  # flipped, then shifted 4 left
+    ],
+)
+def test_affine_transforms_move_pixels_as_asked(mirror, angle, scale, shift, expected):
+    transforms = affine_transforms([mirror], [angle], [scale], [shift[0]], [shift[1]], 33)
+    moved = transform(dot_image(column=8), transforms)
+    assert where(moved) == expected and moved.numpy().max() > 100
+
+
+def test_random_augmentation_draws_from_the_ranges():
+    seeds = [tf.constant([i, 7], tf.int64) for i in range(40)]
+    flips = [where(augment(dot_image(), Augmentation(True, 0, 0), seed)) for seed in seeds]
+    assert set(flips) == {(16, 2), (16, 30)}
+    assert 10 <= flips.count((16, 30)) <= 30  # about half
+    assert {where(augment(dot_image(), Augmentation(False, 0, 0), seed)) for seed in seeds} == {
+        (16, 2)
+    }
+    turned = [where(augment(dot_image(), Augmentation(False, 0.05, 0), seed)) for seed in seeds]
+    # Within +-18 degrees: the dot stays left of the centre, above or below the row.
+    assert all(column < 5 for _, column in turned) and len(set(turned)) > 3
 
 
 def test_class_weights_balance_the_loss():
