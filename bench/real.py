@@ -1,7 +1,7 @@
 """The real-photo benchmark: the pipeline at its default params against the majority
 baseline and logistic regression on raw pixels, on real photographs, in one run.
 
-    python -m bench.real            # ~30 minutes on 2 cores; writes bench/real_results.{md,json}
+    python -m bench.real            # ~40 minutes on 2 cores; writes bench/real_results.{md,json}
 
 Each dataset of bench/real_photos.py (Fashion-MNIST and scikit-image texture crops, each
 balanced, long-tailed and small) is written as a photo folder and run through the real

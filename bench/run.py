@@ -117,14 +117,22 @@ class EpochMeter(keras.callbacks.Callback):
     def __init__(self) -> None:
         super().__init__()
         self.wall = self.cpu = 0.0
-        self._started = (0.0, 0.0)
+        self._started = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._started = (time.perf_counter(), time.process_time())
 
     def on_test_begin(self, logs=None):
-        self.wall += time.perf_counter() - self._started[0]
-        self.cpu += time.process_time() - self._started[1]
+        self._stop()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._stop()  # a fit without validation never calls on_test_begin
+
+    def _stop(self):
+        if self._started is not None:
+            self.wall += time.perf_counter() - self._started[0]
+            self.cpu += time.process_time() - self._started[1]
+            self._started = None
 
 
 def bench_feed(data: Path, epochs: int = 3) -> dict:
