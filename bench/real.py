@@ -28,7 +28,7 @@ from sklearn.preprocessing import StandardScaler
 
 from bench.machine import describe_machine, matmul_gflops
 from bench.real_photos import Dataset, datasets
-from tests.workspace import dvc, stage_env, write_params
+from tests.workspace import dvc, read_yaml, stage_env, yaml_1_2
 
 ROOT = Path(__file__).resolve().parent.parent
 PIXELS = 32  # the logistic regression sees 32x32 pixels, as in the issue that asked for it
@@ -105,7 +105,11 @@ def run_pipeline(dataset: Dataset, photos: Path, work: Path, commit: str | None)
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     if commit:  # an earlier version of the pipeline, for a before/after table
         subprocess.run(["git", "-C", str(clone), "checkout", "-q", commit], check=True)
-    write_params(clone, data__source="folder", data__folder=str(photos))
+    # The clone's own params (an earlier commit has other keys), pointed at the photos.
+    params = read_yaml(clone / "params.yaml")
+    params["data"].update(source="folder", folder=str(photos))
+    with (clone / "params.yaml").open("w") as out:
+        yaml_1_2().dump(params, out)
     started = time.perf_counter()
     dvc("repro", "evaluate", cwd=clone, env=stage_env())
     seconds = time.perf_counter() - started
