@@ -54,7 +54,11 @@ def resize_image(image: Image.Image, size: int, fit: str = "squash") -> np.ndarr
 
 
 def load_image(path: Path, size: int, fit: str, max_pixels: int) -> np.ndarray:
-    """Decode one file and resize it; raise RejectedImage with the reason when it cannot be."""
+    """Decode one file and resize it; raise RejectedImage with the reason when it cannot be.
+
+    Never anything else for a bad file: one corrupt photo must not stop the other 26,000."""
+    if not path.is_file():
+        raise RejectedImage("not_found", "no such file")
     if path.stat().st_size == 0:
         raise RejectedImage("empty", "the file has 0 bytes")
     try:
@@ -84,3 +88,6 @@ def load_image(path: Path, size: int, fit: str, max_pixels: int) -> np.ndarray:
         raise RejectedImage("unreadable", str(error)) from None
     except (SyntaxError, ValueError, EOFError) as error:
         raise RejectedImage("unreadable", str(error) or type(error).__name__) from None
+    except Exception as error:  # a plugin's own bug on a corrupt file (struct.error, ...)
+        detail = f"{type(error).__name__}: {error}".splitlines()[0]
+        raise RejectedImage("unreadable", detail) from None

@@ -208,9 +208,32 @@ class GradcamParams(Section):
     wrong_per_class: int = Field(ge=0, le=20)
 
 
+ExportFormat = Literal["saved_model", "tflite"]
+
+
+class ExportParams(Section):
+    section: ClassVar[str] = "export"
+    formats: list[ExportFormat] = Field(
+        json_schema_extra=UNIQUE,
+        description="saved_model (TensorFlow Serving, TF.js converters) | tflite (LiteRT: "
+        "phones, edge devices); [] = only the model card",
+    )
+    check_images: int = Field(
+        ge=1, description="test images each export is checked on against the Keras model"
+    )
+
+    @model_validator(mode="after")
+    def check_unique(self) -> Self:
+        try:
+            unique(self.formats)
+        except ValueError as error:
+            raise InvalidKey("formats", str(error)) from None
+        return self
+
+
 SECTIONS: tuple[type[Section], ...] = (
     BaseParams, DataParams, ResizeParams, SplitParams, TrainParams, SweepParams,
-    EvaluateParams, GradcamParams,
+    EvaluateParams, GradcamParams, ExportParams,
 )  # fmt: skip
 
 

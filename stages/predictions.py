@@ -14,6 +14,14 @@ PREDICTIONS_FILE = "predictions.csv"
 TABLE_COLUMNS = ("path", "actual", "predicted", "confidence")
 
 
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Log-probabilities from a model's logits, shifted by the row maximum so exp cannot
+    overflow."""
+    logits = np.asarray(logits, dtype=np.float64)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
 @dataclass(frozen=True)
 class Predictions:
     labels: np.ndarray  # (n,) true class index
@@ -22,9 +30,7 @@ class Predictions:
 
     @property
     def log_probabilities(self) -> np.ndarray:
-        """Log-softmax of the logits, shifted by the row maximum so exp cannot overflow."""
-        shifted = self.logits - self.logits.max(axis=1, keepdims=True)
-        return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        return log_softmax(self.logits)
 
     @property
     def probabilities(self) -> np.ndarray:

@@ -55,15 +55,11 @@ def pixel_hash(image: np.ndarray) -> str:
 
 
 def process_file(path: Path, size: int, fit: str, max_pixels: int) -> Outcome:
-    """One file -> its pixels, or the reason it was rejected. Never raises for a bad file:
-    one corrupt photo must not stop the other 26,000."""
+    """One file -> its pixels, or the reason it was rejected."""
     try:
         image = load_image(path, size, fit, max_pixels)
     except RejectedImage as rejected:
         return Outcome(None, reason=rejected.reason, detail=rejected.detail)
-    except Exception as error:  # a plugin's own bug on a corrupt file (struct.error, ...)
-        detail = f"{type(error).__name__}: {error}".splitlines()[0]
-        return Outcome(None, reason="unreadable", detail=detail)
     return Outcome(image, pixel_hash(image))
 
 

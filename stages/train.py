@@ -1,6 +1,7 @@
 """train: fit train.model on the train split; keep the epoch with the best train.monitor.
 
-Writes the model (Keras format), per-epoch curves through DVCLive, and a metrics JSON.
+Writes the model (Keras format) and beside it its card (class names and input contract,
+stages/model_card.py), per-epoch curves through DVCLive, and a metrics JSON.
 """
 
 import logging
@@ -8,7 +9,8 @@ import logging
 from stages.cli import parse_paths, run_stage
 from stages.data import image_size, load_subset
 from stages.files import atomic_directory, atomic_path, write_json
-from stages.params import BaseParams, TrainParams, read_params
+from stages.model_card import ModelCard, write_card
+from stages.params import BaseParams, ResizeParams, TrainParams, read_params
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +56,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     params = read_params()
     base, train = BaseParams.from_params(params), TrainParams.from_params(params)
+    resize = ResizeParams.from_params(params)
     # Keras is imported only now, after the params were found valid.
     from stages.models import check_input_size
 
-    check_input_size(train.model, image_size(args.resized))
+    size = image_size(args.resized)
+    check_input_size(train.model, size)
 
     from dvclive import Live
     from dvclive.keras import DVCLiveCallback
@@ -81,6 +85,14 @@ def main(argv: list[str] | None = None) -> None:
             )  # fmt: skip
         with atomic_path(args.model) as temporary:
             result.model.save(temporary)
+        card = ModelCard(
+            model=train.model,
+            class_names=train_set.class_names,
+            image_size=size,
+            fit=resize.fit,
+            max_megapixels=resize.max_megapixels,
+        )
+        write_card(args.model, card)
     metrics = summary(result, train.monitor)
     write_json(args.metrics, metrics)
     log.info(

@@ -39,7 +39,7 @@ def baseline(tmp_path_factory) -> Path:
     repo = make_dvc_repo(tmp_path_factory.mktemp("experiments"))
     write_params(repo, **TINY_PIPELINE)
     result = dvc("repro", cwd=repo)
-    assert ran(result.stdout) == {*DATA_STAGES, "train", "sweep", "evaluate", "gradcam"}
+    assert ran(result.stdout) == {*DATA_STAGES, "train", "sweep", "evaluate", "gradcam", "export"}
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "-m", "baseline"], repo)
     return repo

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from stages.gradcam import gradcam_heatmap, last_conv_layer
+from stages.heatmaps import gradcam_heatmap, last_conv_layer
 from stages.models import build_model
 from tests.conftest import run_stage, write_params
 

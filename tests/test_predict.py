@@ -1,0 +1,174 @@
+"""Using the trained model outside the pipeline: predict on raw photos (with Grad-CAM), the
+exported SavedModel and LiteRT files in their own runtimes, and the model as a DVC artifact."""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stages.model_card import ModelCard, write_card
+from stages.predict import find_photos
+from tests.conftest import dvc, make_dvc_repo, png_size, run, run_stage, save_image, write_params
+from tests.test_experiments import TINY_PIPELINE
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A tiny pipeline reproduced up to evaluate and export, and committed."""
+    repo = make_dvc_repo(tmp_path_factory.mktemp("predict"))
+    write_params(repo, **TINY_PIPELINE)
+    dvc("repro", "evaluate", "export", cwd=repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "trained"], repo)
+    return repo
+
+
+def test_the_model_card_travels_with_the_model(trained):
+    card = json.loads((trained / "models/model.json").read_text())
+    classes = sorted(path.name for path in (trained / "data/raw").iterdir() if path.is_dir())
+    assert card["class_names"] == classes
+    assert (card["image_size"], card["fit"], card["model"]) == (32, "squash", "separable_cnn")
+    assert json.loads((trained / "models/export/model.json").read_text()) == card
+
+
+def test_predict_on_raw_test_photos_equals_evaluate(trained, tmp_path):
+    evaluated = pd.read_csv(trained / "plots/evaluate/predictions.csv")
+    photos = [str(Path("data/raw") / path) for path in evaluated["path"]]
+    broken = trained / "broken.jpg"
+    broken.write_text("not a photo")
+    out = tmp_path / "predictions.csv"
+    result = run_stage(
+        "predict", *photos, str(broken), "--out", str(out), "--gradcam", str(tmp_path / "cam"),
+        cwd=trained,
+    )  # fmt: skip
+    table = pd.read_csv(out, keep_default_na=False)
+    assert table["path"].tolist() == [*photos, str(broken)]
+    used = table.iloc[:-1].astype({"probability_1": float, "probability_2": float})
+    assert used["class_1"].tolist() == evaluated["predicted"].tolist()
+    np.testing.assert_allclose(used["probability_1"], evaluated["confidence"], atol=2e-4)
+    assert (used["probability_1"] >= used["probability_2"]).all()
+    assert table.iloc[-1]["reason"] == "not_an_image" and table.iloc[-1]["class_1"] == ""
+    assert "not used: not_an_image" in result.stdout
+    heatmaps = sorted((tmp_path / "cam").glob("*.png"))
+    assert len(heatmaps) == len(photos)  # one per photo, none for the broken file
+    width, height = png_size(heatmaps[0])
+    assert width > height > 100
+
+
+def test_predict_without_a_model_says_what_to_run(tmp_path):
+    save_image(tmp_path / "photo.png")
+    result = run_stage("predict", "photo.png", cwd=tmp_path, check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "predict: error: models/model.keras not found: run `dvc repro train` (or `dvc pull`) first"
+    ]
+    assert not (tmp_path / "predictions.csv").exists()
+
+
+def test_find_photos_expands_folders_and_globs_and_keeps_missing_paths(tmp_path):
+    for name in ("a/1.png", "a/b/2.jpg", "a/.hidden/3.png", "a/notes.txt", "c/4.png"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    found = find_photos([str(tmp_path / "a"), str(tmp_path / "c/*.png"), "nowhere/*.jpg"])
+    assert found == [tmp_path / "a/1.png", tmp_path / "a/b/2.jpg", tmp_path / "c/4.png",
+                     Path("nowhere/*.jpg")]  # fmt: skip
+
+
+def test_predict_with_a_transfer_model(tmp_path):
+    """The other model family: a backbone with its own preprocessing layer, untrained."""
+    from stages.models import build_model
+
+    model = build_model("mobilenetv3small", 32, 3, filters=[8], dropout=0.0, l2=0.0, weights="none")
+    model.save(tmp_path / "model.keras")
+    card = ModelCard(
+        model="mobilenetv3small", class_names=["a", "b", "c"], image_size=32, fit="crop",
+        max_megapixels=1,
+    )  # fmt: skip
+    write_card(tmp_path / "model.keras", card)
+    save_image(tmp_path / "photos/wide.png", size=(64, 20))
+    save_image(tmp_path / "photos/huge.png", size=(1200, 1000))
+    run_stage("predict", "photos", "--model", "model.keras", "--top-k", "5", cwd=tmp_path)
+    table = pd.read_csv(tmp_path / "predictions.csv", keep_default_na=False)
+    assert table["path"].tolist() == ["photos/huge.png", "photos/wide.png"]
+    assert table.iloc[0]["reason"] == "too_large"  # the card's max_megapixels, as resize
+    assert [column for column in table if column.startswith("class_")] == [
+        "class_1", "class_2", "class_3"
+    ]  # fmt: skip
+    probabilities = table.iloc[1][["probability_1", "probability_2", "probability_3"]]
+    assert probabilities.astype(float).sum() == pytest.approx(1, abs=1e-3)
+
+
+def test_exports_match_the_keras_model_in_their_own_runtimes(trained):
+    import keras
+    import tensorflow as tf
+
+    from stages.data import load_subset
+
+    test = load_subset(trained / "data/resized", trained / "data/split.csv", "test")
+    model = keras.models.load_model(trained / "models/model.keras", compile=False)
+    expected = tf.nn.softmax(model.predict(test.images, verbose=0)).numpy()
+
+    saved = tf.saved_model.load(str(trained / "models/export/saved_model"))
+    outputs = {
+        "serve": saved.serve(tf.constant(test.images, tf.float32)).numpy(),
+        "serve_uint8": saved.serve_uint8(tf.constant(test.images)).numpy(),
+    }
+    interpreter = tf.lite.Interpreter(model_path=str(trained / "models/export/model.tflite"))
+    source = interpreter.get_input_details()[0]["index"]
+    interpreter.resize_tensor_input(source, test.images.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(source, test.images.astype(np.float32))
+    interpreter.invoke()
+    outputs["tflite"] = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+    for name, probabilities in outputs.items():
+        assert probabilities.shape == expected.shape, name
+        np.testing.assert_array_equal(probabilities.argmax(1), expected.argmax(1), err_msg=name)
+        np.testing.assert_allclose(probabilities, expected, atol=1e-4, err_msg=name)
+
+    metrics = json.loads((trained / "metrics/export.json").read_text())
+    for name in ("keras", "saved_model", "tflite"):
+        assert metrics[name]["bytes"] > 10_000 and 0 < metrics[name]["latency_ms"] < 10_000
+    assert metrics["tflite"]["top1_agreement"] == 1.0
+    assert metrics["saved_model"]["max_probability_difference"] < 1e-4
+
+
+def test_only_the_formats_asked_for_are_exported(trained, tmp_path):
+    write_params(trained, **TINY_PIPELINE, export__formats=["tflite"])
+    try:
+        run_stage(
+            "export", "--model", "models/model.keras", "--resized", "data/resized",
+            "--split", "data/split.csv", "--out", str(tmp_path / "export"),
+            "--metrics", str(tmp_path / "export.json"), cwd=trained,
+        )  # fmt: skip
+    finally:
+        run(["git", "checkout", "params.yaml"], trained)
+    assert sorted(path.name for path in (tmp_path / "export").iterdir()) == [
+        "model.json", "model.tflite"
+    ]  # fmt: skip
+    assert set(json.loads((tmp_path / "export.json").read_text())) == {
+        "check_images", "keras", "tflite"
+    }  # fmt: skip
+
+
+def test_the_model_registry_artifact_fetched_from_another_folder_predicts(trained, tmp_path):
+    # A registered version is a git tag <artifact>@v<semver> (what `gto register` makes).
+    run(["git", "tag", "-a", "image-classifier@v0.1.0", "-m", "first model"], trained)
+    dvc("artifacts", "get", str(trained), "image-classifier", "--rev", "v0.1.0", "-o", "fetched",
+        cwd=tmp_path)  # fmt: skip
+    fetched = tmp_path / "fetched"
+    assert {"model.keras", "model.json", "export"} <= {path.name for path in fetched.iterdir()}
+    photo = next((trained / "data/raw").glob("*/*.png"))
+    shutil.copy(photo, tmp_path / photo.name)
+    run(
+        [sys.executable, "-m", "stages.predict", photo.name, "--model", "fetched/model.keras"],
+        tmp_path,
+    )
+    table = pd.read_csv(tmp_path / "predictions.csv")
+    assert (
+        table["class_1"].iloc[0] in json.loads((fetched / "model.json").read_text())["class_names"]
+    )
