@@ -5,6 +5,7 @@ Writes into --out (models/export/):
                  images, `serve_uint8` uint8 ones, both (n, size, size, 3) RGB 0-255, and
                  both return class probabilities
   model.tflite   LiteRT/TFLite (Keras' `model.export`): float32 images in, probabilities out
+  model.onnx     ONNX (Keras' `model.export`, through tf2onnx): the same, for ONNX Runtime
   model.json     the model's card: class names (in output order) and input contract
 and to --metrics, per format: size, single-image latency, and how far its probabilities are
 from the Keras model's on `export.check_images` test images. An export that disagrees with
@@ -27,7 +28,7 @@ from stages.predictions import log_softmax
 
 log = logging.getLogger(__name__)
 
-ARTIFACTS = {"saved_model": "saved_model", "tflite": "model.tflite"}
+ARTIFACTS = {"saved_model": "saved_model", "tflite": "model.tflite", "onnx": "model.onnx"}
 LATENCY_RUNS = 30
 # Stop when an export is further from the model than float32 arithmetic explains.
 MAX_DIFFERENCE = 1e-3
@@ -67,6 +68,10 @@ def export_tflite(serving, path: Path) -> None:
     serving.export(str(path), format="litert", verbose=False)
 
 
+def export_onnx(serving, path: Path) -> None:
+    serving.export(str(path), format="onnx", verbose=False)
+
+
 def saved_model_runner(path: Path, endpoint: str = "serve") -> Runner:
     """The SavedModel as TensorFlow Serving would run it: tf.saved_model.load, no Keras."""
     import tensorflow as tf
@@ -94,9 +99,19 @@ def tflite_runner(path: Path) -> Runner:
     return run
 
 
+def onnx_runner(path: Path) -> Runner:
+    """The .onnx file in ONNX Runtime, on the CPU."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    source = session.get_inputs()[0].name
+    return lambda images: session.run(None, {source: images.astype(np.float32)})[0]
+
+
 RUNNERS: dict[str, Callable[[Path], Runner]] = {
     "saved_model": saved_model_runner,
     "tflite": tflite_runner,
+    "onnx": onnx_runner,
 }
 
 
@@ -162,6 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     exporters = {
         "saved_model": lambda path: export_saved_model(serving, card.image_size, path),
         "tflite": lambda path: export_tflite(serving, path),
+        "onnx": lambda path: export_onnx(serving, path),
     }
     with atomic_directory(args.out) as out:
         write_json(out / card_path(args.model).name, card.model_dump())

@@ -208,7 +208,7 @@ class GradcamParams(Section):
     wrong_per_class: int = Field(ge=0, le=20)
 
 
-ExportFormat = Literal["saved_model", "tflite"]
+ExportFormat = Literal["saved_model", "tflite", "onnx"]
 
 
 class ExportParams(Section):
@@ -216,7 +216,7 @@ class ExportParams(Section):
     formats: list[ExportFormat] = Field(
         json_schema_extra=UNIQUE,
         description="saved_model (TensorFlow Serving, TF.js converters) | tflite (LiteRT: "
-        "phones, edge devices); [] = only the model card",
+        "phones, edge devices) | onnx (ONNX Runtime, other frameworks); [] = only the card",
     )
     check_images: int = Field(
         ge=1, description="test images each export is checked on against the Keras model"

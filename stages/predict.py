@@ -127,8 +127,10 @@ def printable(table: pd.DataFrame, k: int) -> str:
             f"{row[f'class_{rank}']} {row[f'probability_{rank}']:.0%}" for rank in range(1, k + 1)
         )
 
-    shown = pd.DataFrame({"photo": table["path"], "prediction": table.apply(describe, axis=1)})
-    return shown.to_string(index=False, justify="left")
+    width = max([len("photo"), *map(len, table["path"])])
+    lines = [f"{'photo':<{width}}  prediction"]
+    lines += [f"{row['path']:<{width}}  {describe(row)}" for _, row in table.iterrows()]
+    return "\n".join(lines)
 
 
 def heatmap_file(out: Path, path: Path, taken: set[str]) -> Path:

@@ -124,6 +124,11 @@ def test_exports_match_the_keras_model_in_their_own_runtimes(trained):
     interpreter.set_tensor(source, test.images.astype(np.float32))
     interpreter.invoke()
     outputs["tflite"] = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(trained / "models/export/model.onnx"))
+    feed = {session.get_inputs()[0].name: test.images.astype(np.float32)}
+    outputs["onnx"] = session.run(None, feed)[0]
 
     for name, probabilities in outputs.items():
         assert probabilities.shape == expected.shape, name
@@ -131,7 +136,7 @@ def test_exports_match_the_keras_model_in_their_own_runtimes(trained):
         np.testing.assert_allclose(probabilities, expected, atol=1e-4, err_msg=name)
 
     metrics = json.loads((trained / "metrics/export.json").read_text())
-    for name in ("keras", "saved_model", "tflite"):
+    for name in ("keras", "saved_model", "tflite", "onnx"):
         assert metrics[name]["bytes"] > 10_000 and 0 < metrics[name]["latency_ms"] < 10_000
     assert metrics["tflite"]["top1_agreement"] == 1.0
     assert metrics["saved_model"]["max_probability_difference"] < 1e-4
