@@ -69,7 +69,7 @@ def test_exp_run_reruns_only_what_depends_on_train_params(baseline):
     # DVC writes this value as `2e-05`, which YAML 1.1 (PyYAML) reads as a string.
     result = dvc("exp", "run", "-S", "train.learning_rate=0.00002", cwd=baseline)
     assert "learning_rate: 2e-05" in (baseline / "params.yaml").read_text()
-    assert ran(result.stdout) == {"train", "evaluate", "gradcam"}
+    assert ran(result.stdout) == {"train", "evaluate", "gradcam", "export"}
     after = json.loads((baseline / "metrics/train.json").read_text())
     assert after["val_loss"] != before["val_loss"]
     diff = json.loads(dvc("metrics", "diff", "--json", cwd=baseline).stdout)
