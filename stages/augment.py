@@ -2,10 +2,10 @@
 
 Keras' RandomFlip, RandomRotation, RandomZoom and RandomTranslation resample a batch once
 each; here they become one affine transform per image, applied by one
-ImageProjectiveTransformV3 call, so
-augmentation costs a fraction of the training step instead of half of it. The randomness
-comes from a seed per batch (stateless ops), so the same seed gives the same augmented
-batches whatever the number of threads that prepare them.
+ImageProjectiveTransformV3 call on the uint8 batch, so augmentation costs a fraction of the
+training step instead of half of it. The randomness comes from a seed per batch (stateless
+ops), so the same seed gives the same augmented batches whatever the number of threads
+that prepare them.
 """
 
 import math
@@ -20,6 +20,7 @@ class Augmentation:
     rotation: float  # rotation range, as a fraction of a full turn (Keras' RandomRotation)
     zoom: float  # zoom range, as a fraction of the size (Keras' RandomZoom)
     translation: float = 0.0  # shift range, as a fraction of the size (Keras' RandomTranslation)
+    interpolation: str = "bilinear"  # bilinear | nearest: how moved pixels are resampled
 
     @property
     def active(self) -> bool:
@@ -58,21 +59,21 @@ def random_transforms(count, size: int, augmentation: Augmentation, seed) -> tf.
     return affine_transforms(mirror, angle, scale, shift_x, shift_y, size)
 
 
-def transform(images: tf.Tensor, transforms: tf.Tensor) -> tf.Tensor:
-    """Resample float images by projective transforms; borders filled by reflection, which
-    suits photos and silhouettes alike."""
+def transform(images: tf.Tensor, transforms: tf.Tensor, interpolation="bilinear") -> tf.Tensor:
+    """Resample images (uint8 or float, kept as they are) by projective transforms; borders
+    filled by reflection, which suits photos and silhouettes alike."""
     return tf.raw_ops.ImageProjectiveTransformV3(
         images=images,
         transforms=transforms,
         output_shape=tf.shape(images)[1:3],
         fill_value=0.0,
-        interpolation="BILINEAR",
+        interpolation=interpolation.upper(),
         fill_mode="REFLECT",
     )
 
 
 def augment(images: tf.Tensor, augmentation: Augmentation, seed) -> tf.Tensor:
-    """uint8 (or float) images (n, size, size, c) -> float32 augmented images in [0, 255]."""
-    images = tf.cast(images, tf.float32)
+    """Images (n, size, size, c) -> augmented images of the same dtype (uint8 stays uint8:
+    a quarter of the bytes of float32 to resample and to hand to the model)."""
     transforms = random_transforms(tf.shape(images)[0], images.shape[1], augmentation, seed)
-    return transform(images, transforms)
+    return transform(images, transforms, augmentation.interpolation)

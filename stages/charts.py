@@ -190,7 +190,8 @@ def sweep_heatmap_figure(results: pd.DataFrame, best: pd.Series, monitor: str) -
     """The train.monitor score over the learning rate x batch size grid; the best cell is
     outlined."""
     grid = results.pivot(index="learning_rate", columns="batch_size", values="score")
-    label = monitor.removeprefix("val_").replace("_", " ")
+    name = CURVES[monitor.removeprefix("val_")]
+    label = name[0].lower() + name[1:]  # "macro F1", "balanced accuracy", "loss"
     with style():
         figure = Figure(figsize=(2.2 + 1.4 * grid.shape[1], 1.6 + 0.8 * grid.shape[0]))
         axes = figure.subplots()

@@ -17,11 +17,9 @@ from stages.charts import save_figure, sweep_heatmap_figure
 from stages.cli import parse_paths, progress, run_stage
 from stages.data import image_size, load_subset
 from stages.files import write_csv, write_json
-from stages.params import MONITORS, BaseParams, SweepParams, TrainParams, read_params
+from stages.params import MONITORS, VAL_SCORES, BaseParams, SweepParams, TrainParams, read_params
 
 log = logging.getLogger(__name__)
-
-SCORES = ("val_macro_f1", "val_balanced_accuracy", "val_accuracy", "val_loss")
 
 
 def pair_params(train: TrainParams, sweep: SweepParams, learning_rate: float, batch_size: int):
@@ -52,7 +50,7 @@ def run_pairs(pairs, train, sweep, train_set, val_set, seed, devices) -> list[di
             train_set, val_set, seed, devices, verbose=0,
         )  # fmt: skip
         history, best_epoch = result.history, result.best_epoch
-        scores = {name: round(history[name][best_epoch], 4) for name in SCORES}
+        scores = {name: round(history[name][best_epoch], 4) for name in VAL_SCORES}
         rows.append(
             {
                 "pair": f"lr={learning_rate:g} batch={batch_size}",
@@ -127,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
             "best": {
                 "learning_rate": float(best["learning_rate"]),
                 "batch_size": int(best["batch_size"]),
-                **{name: float(best[name]) for name in SCORES},
+                **{name: float(best[name]) for name in VAL_SCORES},
             },
             "monitor": train.monitor,
             "pairs": len(results),

@@ -10,12 +10,9 @@ from stages.cli import parse_paths, run_stage
 from stages.data import image_size, load_subset
 from stages.files import atomic_directory, atomic_path, write_json
 from stages.model_card import ModelCard, write_card
-from stages.params import BaseParams, ResizeParams, TrainParams, read_params
+from stages.params import VAL_SCORES, BaseParams, ResizeParams, TrainParams, read_params
 
 log = logging.getLogger(__name__)
-
-
-VAL_SCORES = ("val_macro_f1", "val_balanced_accuracy", "val_accuracy", "val_loss")
 
 
 def summary(result, monitor: str) -> dict:
