@@ -2,8 +2,8 @@
 
 Keras' RandomFlip, RandomRotation, RandomZoom and RandomTranslation resample a batch once
 each; here they become one affine transform per image, applied by one
-ImageProjectiveTransformV3 call on the uint8 batch, so augmentation costs a fraction of the
-training step instead of half of it. The randomness comes from a seed per batch (stateless
+ImageProjectiveTransformV3 call, so augmentation costs a fraction of the training step
+instead of half of it. The randomness comes from a seed per batch (stateless
 ops), so the same seed gives the same augmented batches whatever the number of threads
 that prepare them.
 """
@@ -60,8 +60,8 @@ def random_transforms(count, size: int, augmentation: Augmentation, seed) -> tf.
 
 
 def transform(images: tf.Tensor, transforms: tf.Tensor, interpolation="bilinear") -> tf.Tensor:
-    """Resample images (uint8 or float, kept as they are) by projective transforms; borders
-    filled by reflection, which suits photos and silhouettes alike."""
+    """Resample images by projective transforms; borders filled by reflection, which suits
+    photos and silhouettes alike."""
     return tf.raw_ops.ImageProjectiveTransformV3(
         images=images,
         transforms=transforms,
@@ -73,7 +73,10 @@ def transform(images: tf.Tensor, transforms: tf.Tensor, interpolation="bilinear"
 
 
 def augment(images: tf.Tensor, augmentation: Augmentation, seed) -> tf.Tensor:
-    """Images (n, size, size, c) -> augmented images of the same dtype (uint8 stays uint8:
-    a quarter of the bytes of float32 to resample and to hand to the model)."""
+    """uint8 (or float) images (n, size, size, c) -> float32 augmented images in [0, 255].
+
+    Resampled as floats: on uint8 the op truncates each interpolated value, which shifts
+    every augmented image 0.5 levels darker than the unaugmented val and test images."""
+    images = tf.cast(images, tf.float32)
     transforms = random_transforms(tf.shape(images)[0], images.shape[1], augmentation, seed)
     return transform(images, transforms, augmentation.interpolation)

@@ -66,8 +66,8 @@ def make_dataset(
     Images were decoded and resized once by the resize stage, so nothing is decoded here.
     The pipeline shuffles and batches indices and gathers each batch from the NumPy array:
     unlike `from_tensor_slices(images)`, this keeps no second copy of the dataset (0.8 GB
-    for Animals-10). Batches stay uint8, augmented or not, until the model's own Rescaling,
-    and are prepared on every core in parallel with training. Each batch's
+    for Animals-10). Batches stay uint8 until augmentation (or the model) turns them into
+    floats, and are prepared on every core in parallel with training. Each batch's
     augmentation has its own seed, drawn from `shuffle_seed` and new every epoch.
     """
     images, labels = subset.images, subset.labels

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from stages.augment import Augmentation, affine_transforms, augment, transform
+from stages.augment import Augmentation, affine_transforms, augment, random_transforms, transform
 from stages.data import load_subset
 from stages.params import SweepParams, TrainParams, read_params
 from stages.sweep import run_pairs
@@ -74,7 +74,8 @@ def test_dataset_batches_are_uint8_shuffled_by_seed_and_augmented(tiny):
     one, two = epochs(1, augmentation)
     again = epochs(1, augmentation)[0]
     augmented = one[0][0]
-    assert augmented.dtype == np.uint8 and augmented.shape == (8, 32, 32, 3)
+    assert augmented.dtype == np.float32 and augmented.shape == (8, 32, 32, 3)
+    assert augmented.min() >= 0 and augmented.max() <= 255.001
     assert all(np.array_equal(a[0], b[0]) for a, b in zip(one, again))  # reproducible
     assert not np.allclose(one[0][0], two[0][0])  # new augmentations every epoch
     assert not Augmentation(flip=False, rotation=0, zoom=0).active
@@ -256,3 +257,16 @@ def test_the_sweep_clears_each_pairs_model_from_memory(tiny):
     # Keras' global state (layer names, traced functions, models) was cleared: naming starts
     # over instead of counting on from the layers of earlier pairs.
     assert keras.layers.Dense(1).name == "dense"
+
+
+def test_augmentation_resamples_without_rounding():
+    """uint8 photos come out exactly as float resampling makes them: resampling uint8 directly
+    truncated every interpolated value, 0.5 levels darker on average than the unaugmented
+    val and test images."""
+    images = np.random.default_rng(0).integers(0, 256, (4, 40, 40, 3), dtype=np.uint8)
+    augmentation = Augmentation(flip=True, rotation=0.1, zoom=0.2, translation=0.1)
+    seed = tf.constant([3, 4], tf.int64)
+    transforms = random_transforms(4, 40, augmentation, seed)
+    expected = transform(tf.constant(images, tf.float32), transforms).numpy()
+    augmented = augment(tf.constant(images), augmentation, seed).numpy()
+    np.testing.assert_allclose(augmented, expected, atol=1e-3)
