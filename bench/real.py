@@ -2,11 +2,15 @@
 baseline and logistic regression on raw pixels, on real photographs, in one run.
 
     python -m bench.real            # ~40 minutes on 2 cores; writes bench/real_results.{md,json}
+    python -m bench.real --only small --seeds 42,1,2   # the small sets, three seeds each
 
 Each dataset of bench/real_photos.py (Fashion-MNIST and scikit-image texture crops, each
 balanced, long-tailed and small) is written as a photo folder and run through the real
 stages in a clone of this repository: `dvc repro evaluate` with `data.source: folder`, every
 other param as committed. The baselines use the same resized images and the same split.
+With several seeds (`base.seed`: the val split, the initial weights, the data order and the
+augmentation), each seed is a row and a line gives their mean and spread: on a few hundred
+training photos one seed moves macro F1 by a point or more.
 """
 
 import argparse
@@ -23,11 +27,12 @@ import pandas as pd
 from PIL import Image
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+from sklearn.metrics import f1_score
 from sklearn.preprocessing import StandardScaler
 
 from bench.machine import describe_machine, matmul_gflops
 from bench.real_photos import Dataset, datasets
+from stages.evaluate import headline_scores
 from tests.workspace import dvc, read_yaml, stage_env, yaml_1_2
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,11 +41,8 @@ C_VALUES = (0.001, 0.01, 0.1, 1.0)  # its regularisation, chosen on the val spli
 
 
 def scores(labels: np.ndarray, predicted: np.ndarray) -> dict:
-    return {
-        "accuracy": accuracy_score(labels, predicted),
-        "balanced_accuracy": balanced_accuracy_score(labels, predicted),
-        "macro_f1": f1_score(labels, predicted, average="macro", zero_division=0),
-    }
+    """Scored as the evaluate stage scores, over every class of the labels."""
+    return headline_scores(labels, predicted, classes=sorted(np.unique(labels)))
 
 
 def pixel_features(images: np.ndarray) -> np.ndarray:
@@ -100,14 +102,18 @@ def baselines(clone: Path) -> dict:
     }
 
 
-def run_pipeline(dataset: Dataset, photos: Path, work: Path, commit: str | None) -> dict:
-    clone = work / f"clone-{dataset.name}-{dataset.variant.name}"
+def run_pipeline(
+    dataset: Dataset, photos: Path, work: Path, commit: str | None, seed: int | None
+) -> dict:
+    clone = work / f"clone-{dataset.name}-{dataset.variant.name}-{seed}"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     if commit:  # an earlier version of the pipeline, for a before/after table
         subprocess.run(["git", "-C", str(clone), "checkout", "-q", commit], check=True)
     # The clone's own params (an earlier commit has other keys), pointed at the photos.
     params = read_yaml(clone / "params.yaml")
     params["data"].update(source="folder", folder=str(photos))
+    if seed is not None:
+        params["base"]["seed"] = seed
     with (clone / "params.yaml").open("w") as out:
         yaml_1_2().dump(params, out)
     started = time.perf_counter()
@@ -146,19 +152,43 @@ def table(results: dict) -> str:
         "| ours: train time (epochs) |",
         "|---|---|---|---|---|---|---|---|",
     ]
+
+    def three(s):
+        return f"{s['accuracy']:.3f} / {s['balanced_accuracy']:.3f} / {s['macro_f1']:.3f}"
+
+    groups: dict[tuple[str, str], list[dict]] = {}
     for row in results["rows"]:
-        major, linear, ours = row["majority"], row["logistic_regression"], row["pipeline"]
-
-        def three(s):
-            return f"{s['accuracy']:.3f} / {s['balanced_accuracy']:.3f} / {s['macro_f1']:.3f}"
-
-        lines.append(
-            f"| {row['dataset']} | {row['variant']} | {row['train_images']} / {row['test_images']} "
-            f"| {three(major)} | {three(linear)} | **{three(ours)}** "
-            f"| {ours['macro_f1'] - linear['macro_f1']:+.3f} "
-            f"| {ours['train_seconds']:.0f} s ({ours['epochs']}) |"
-        )
+        groups.setdefault((row["dataset"], row["variant"]), []).append(row)
+    for (name, variant), rows in groups.items():
+        for row in rows:
+            major, linear, ours = row["majority"], row["logistic_regression"], row["pipeline"]
+            seed = f" (seed {row['seed']})" if row.get("seed") is not None else ""
+            lines.append(
+                f"| {name} | {variant}{seed} | {row['train_images']} / {row['test_images']} "
+                f"| {three(major)} | {three(linear)} | **{three(ours)}** "
+                f"| {ours['macro_f1'] - linear['macro_f1']:+.3f} "
+                f"| {ours['train_seconds']:.0f} s ({ours['epochs']}) |"
+            )
+        if len(rows) > 1:
+            lines.append(seed_summary(name, variant, rows))
     return "\n".join(lines) + "\n"
+
+
+def seed_summary(name: str, variant: str, rows: list[dict]) -> str:
+    """Mean and standard deviation over the seeds of one dataset, as a table row."""
+
+    def spread(values) -> str:
+        return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}"
+
+    def column(part: str) -> str:
+        return spread([row[part]["macro_f1"] for row in rows])
+
+    margins = [r["pipeline"]["macro_f1"] - r["logistic_regression"]["macro_f1"] for r in rows]
+    return (
+        f"| {name} | {variant}: mean ± sd of {len(rows)} seeds, macro F1 | | {column('majority')} "
+        f"| {column('logistic_regression')} | **{column('pipeline')}** "
+        f"| {np.mean(margins):+.3f} ± {np.std(margins, ddof=1):.3f} | |"
+    )
 
 
 def main() -> None:
@@ -166,7 +196,13 @@ def main() -> None:
     parser.add_argument("--only", help="run only datasets whose 'name-variant' contains this")
     parser.add_argument("--out", type=Path, default=ROOT / "bench")
     parser.add_argument("--commit", help="run this commit's pipeline instead of the checkout's")
+    parser.add_argument(
+        "--seeds",
+        help="comma-separated base.seed values, each run as its own row (default: "
+        "the committed params' seed)",
+    )
     args = parser.parse_args()
+    seeds = [int(seed) for seed in args.seeds.split(",")] if args.seeds else [None]
     started = time.perf_counter()
     results = {
         "date": time.strftime("%Y-%m-%d"),
@@ -183,15 +219,17 @@ def main() -> None:
                 continue
             print(f"{key}: writing photos ({dataset.notes})", flush=True)
             photos = dataset.write(work / key, dataset.variant)
-            print(f"{key}: dvc repro evaluate", flush=True)
-            run = run_pipeline(dataset, photos, work, args.commit)
-            row = {"dataset": dataset.name, "variant": dataset.variant.name, "notes": dataset.notes,
-                   **baselines(run.pop("clone")), **run}  # fmt: skip
-            results["rows"].append(row)
-            print(json.dumps(row, default=float), flush=True)
+            for seed in seeds:
+                print(f"{key}: dvc repro evaluate (seed {seed or 'as committed'})", flush=True)
+                run = run_pipeline(dataset, photos, work, args.commit, seed)
+                row = {"dataset": dataset.name, "variant": dataset.variant.name, "seed": seed,
+                       "notes": dataset.notes, **baselines(run.pop("clone")), **run}  # fmt: skip
+                results["rows"].append(row)
+                print(json.dumps(row, default=float), flush=True)
     results["minutes"] = (time.perf_counter() - started) / 60
     args.out.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(f"_{part}" for part in (args.commit, args.only) if part)
+    seeded = f"seeds{args.seeds.replace(',', '-')}" if args.seeds else None
+    suffix = "".join(f"_{part}" for part in (args.commit, args.only, seeded) if part)
     (args.out / f"real_results{suffix}.json").write_text(
         json.dumps(results, indent=2, default=float) + "\n"
     )

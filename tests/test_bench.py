@@ -27,3 +27,27 @@ def test_peak_memory_includes_child_processes(tmp_path):
     run = run_measured([sys.executable, "-c", parent], tmp_path)
     assert run.peak_bytes > 300 * 2**20
     assert run.seconds >= 1.5
+
+
+def test_real_photo_table_summarises_seeds():
+    from bench.real import table
+
+    def row(seed, ours, linear):
+        scores = {"accuracy": ours, "balanced_accuracy": ours, "macro_f1": ours}
+        return {
+            "dataset": "fashion-mnist", "variant": "small", "seed": seed, "train_images": 425,
+            "test_images": 1000,
+            "majority": {"accuracy": 0.1, "balanced_accuracy": 0.1, "macro_f1": 0.018},
+            "logistic_regression": {**scores, "macro_f1": linear},
+            "pipeline": {**scores, "train_seconds": 100.0, "epochs": 20},
+        }  # fmt: skip
+
+    results = {"commit": "abc1234", "date": "2026-11-24", "machine": "m", "matmul_gflops": 100,
+               "minutes": 1.0, "rows": [row(42, 0.80, 0.76), row(1, 0.84, 0.76)]}  # fmt: skip
+    lines = table(results).splitlines()
+    assert "| small (seed 42) |" in lines[4] and "| +0.040 |" in lines[4]
+    assert "| small (seed 1) |" in lines[5] and "| +0.080 |" in lines[5]
+    # mean and sample standard deviation of the two seeds, for ours and for the margin
+    assert "mean ± sd of 2 seeds" in lines[6]
+    assert "**0.820 ± 0.028**" in lines[6] and "| +0.060 ± 0.028 |" in lines[6]
+    assert len(lines) == 7
