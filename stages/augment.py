@@ -3,9 +3,8 @@
 Keras' RandomFlip, RandomRotation, RandomZoom and RandomTranslation resample a batch once
 each; here they become one affine transform per image, applied by one
 ImageProjectiveTransformV3 call, so augmentation costs a fraction of the training step
-instead of half of it. The randomness comes from a seed per batch (stateless
-ops), so the same seed gives the same augmented batches whatever the number of threads
-that prepare them.
+instead of half of it. The randomness comes from a seed per batch (stateless ops), so the
+same seed gives the same augmented batches whatever the number of threads that prepare them.
 """
 
 import math

@@ -24,7 +24,7 @@ from stages.data import load_subset
 from stages.files import atomic_directory, write_json
 from stages.model_card import card_path, read_card
 from stages.params import ExportParams, read_params
-from stages.predictions import log_softmax
+from stages.predictions import softmax
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     model = load_trained_model(args.model)
     test = load_subset(args.resized, args.split, "test")
     images = test.images[: params.check_images].astype(np.float32)
-    expected = np.exp(log_softmax(model.predict(images, verbose=0)))
+    expected = softmax(model.predict(images, verbose=0))
     serving = probabilities_model(model)
     keras_latency = latency_ms(serving.predict_on_batch, images[0])
     metrics: dict = {

@@ -27,7 +27,7 @@ from stages.files import write_csv
 from stages.images import RejectedImage, load_image
 from stages.layout import is_image_name
 from stages.model_card import ModelCard, read_card
-from stages.predictions import log_softmax
+from stages.predictions import softmax
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
         if not usable:
             continue
         logits = model.predict(np.stack([photo.image for photo in usable]), verbose=0)
-        batch_probabilities = np.exp(log_softmax(logits))
+        batch_probabilities = softmax(logits)
         probabilities.append(batch_probabilities)
         if args.gradcam:
             save_heatmaps(model, layer, usable, batch_probabilities, card, args.gradcam, taken)

@@ -22,6 +22,11 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities from a model's logits (float64, each row sums to 1)."""
+    return np.exp(log_softmax(logits))
+
+
 @dataclass(frozen=True)
 class Predictions:
     labels: np.ndarray  # (n,) true class index
@@ -34,7 +39,7 @@ class Predictions:
 
     @property
     def probabilities(self) -> np.ndarray:
-        return np.exp(self.log_probabilities)
+        return softmax(self.logits)
 
     @property
     def predicted(self) -> np.ndarray:
