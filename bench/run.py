@@ -376,7 +376,7 @@ def table(results: dict) -> str:
          f"{feed['model_alone_images_per_second']:.0f} (one batch in memory, repeated)",
          f"{efficiency:.2f}", ">= 0.85", efficiency >= 0.85, gflops),
         (f"3b. CPU cores busy during the train stage's epochs 2-4 (of {feed['cores']})",
-         f"{feed['train_cores']:.2f}", f"{feed['model_alone_cores']:.2f} (the model alone)",
+         f"{feed['train_cores']:.3f}", f"{feed['model_alone_cores']:.3f} (the model alone)",
          f"{feed['train_cores'] / feed['cores']:.0%} of the cores", ">= 1.8", feed["train_cores"] >= 1.8, ""),
         ("3c. the same fit with augmentation off: the input pipeline alone (images/s; "
          f"augmentation costs {augmentation_ms:.0f} core-ms per batch of {feed['batch_size']})",

@@ -99,9 +99,9 @@ def finished_experiments(repo: Path) -> dict[tuple, dict]:
 
 
 def test_queued_grid_runs_on_two_workers(baseline):
-    grid = {(0.002, 8), (0.002, 12), (0.02, 8), (0.02, 12)}
+    grid = {(0.002, 8), (0.02, 8)}  # two variants, one per worker
     dvc("exp", "run", "--queue", "-S", "train.learning_rate=0.002,0.02",
-        "-S", "train.batch_size=8,12", cwd=baseline)  # fmt: skip
+        "-S", "train.batch_size=8", cwd=baseline)  # fmt: skip
     dvc("queue", "start", "-j", "2", cwd=baseline)  # real background workers
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
@@ -115,7 +115,7 @@ def test_queued_grid_runs_on_two_workers(baseline):
     evaluations = [finished[pair]["metrics"]["metrics/evaluate.json"]["data"] for pair in grid]
     trainings = [finished[pair]["metrics"]["metrics/train.json"]["data"] for pair in grid]
     # Each ran its own training: no two experiments share a result.
-    assert len({json.dumps(t["val_loss"]) + str(t["last"]) for t in trainings}) == 4
+    assert len({json.dumps(t["val_loss"]) + str(t["last"]) for t in trainings}) == len(grid)
     assert all("accuracy" in evaluation for evaluation in evaluations)
 
 
