@@ -220,7 +220,8 @@ def main() -> None:
             print(f"{key}: writing photos ({dataset.notes})", flush=True)
             photos = dataset.write(work / key, dataset.variant)
             for seed in seeds:
-                print(f"{key}: dvc repro evaluate (seed {seed or 'as committed'})", flush=True)
+                shown = "as committed" if seed is None else seed  # seed 0 is a seed
+                print(f"{key}: dvc repro evaluate (seed {shown})", flush=True)
                 run = run_pipeline(dataset, photos, work, args.commit, seed)
                 row = {"dataset": dataset.name, "variant": dataset.variant.name, "seed": seed,
                        "notes": dataset.notes, **baselines(run.pop("clone")), **run}  # fmt: skip
