@@ -32,10 +32,9 @@ from sklearn.preprocessing import StandardScaler
 
 from bench.machine import describe_machine, matmul_gflops
 from bench.real_photos import Dataset, datasets
-from stages.evaluate import headline_scores
-from tests.workspace import dvc, read_yaml, stage_env, yaml_1_2
+from bench.workspace import ROOT, clone, dvc, set_params
+from image_classifier.report.scoring import headline_scores
 
-ROOT = Path(__file__).resolve().parent.parent
 PIXELS = 32  # the logistic regression sees 32x32 pixels, as in the issue that asked for it
 C_VALUES = (0.001, 0.01, 0.1, 1.0)  # its regularisation, chosen on the val split
 
@@ -60,10 +59,10 @@ def pixel_features(images: np.ndarray) -> np.ndarray:
     return small.reshape(len(small), -1).astype(np.float32)
 
 
-def baselines(clone: Path) -> dict:
+def baselines(repo: Path) -> dict:
     """Majority class and logistic regression on raw pixels, on the pipeline's own split."""
-    images = np.load(clone / "data/resized/images.npy", mmap_mode="r")
-    split = pd.read_csv(clone / "data/split.csv", keep_default_na=False)
+    images = np.load(repo / "data/resized/images.npy", mmap_mode="r")
+    split = pd.read_csv(repo / "data/split.csv", keep_default_na=False)
     names = sorted(split["class"].unique())
     parts = {}
     for part in ("train", "val", "test"):
@@ -105,26 +104,19 @@ def baselines(clone: Path) -> dict:
 def run_pipeline(
     dataset: Dataset, photos: Path, work: Path, commit: str | None, seed: int | None
 ) -> dict:
-    clone = work / f"clone-{dataset.name}-{dataset.variant.name}-{seed}"
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
-    if commit:  # an earlier version of the pipeline, for a before/after table
-        subprocess.run(["git", "-C", str(clone), "checkout", "-q", commit], check=True)
+    repo = clone(work / f"clone-{dataset.name}-{dataset.variant.name}-{seed}", commit)
     # The clone's own params (an earlier commit has other keys), pointed at the photos.
-    params = read_yaml(clone / "params.yaml")
-    params["data"].update(source="folder", folder=str(photos))
-    if seed is not None:
-        params["base"]["seed"] = seed
-    with (clone / "params.yaml").open("w") as out:
-        yaml_1_2().dump(params, out)
+    seeded = {"base": {"seed": seed}} if seed is not None else {}
+    set_params(repo, data={"source": "folder", "folder": str(photos)}, **seeded)
     started = time.perf_counter()
-    dvc("repro", "evaluate", cwd=clone, env=stage_env())
+    dvc("repro", "evaluate", cwd=repo)
     seconds = time.perf_counter() - started
     # Scored from the test predictions with the baselines' own scorer, so an earlier commit
     # (--commit) whose metrics lack a score is measured the same way.
-    predictions = pd.read_csv(clone / "plots/evaluate/predictions.csv", keep_default_na=False)
-    training = json.loads((clone / "metrics/train.json").read_text())
+    predictions = pd.read_csv(repo / "plots/evaluate/predictions.csv", keep_default_na=False)
+    training = json.loads((repo / "metrics/train.json").read_text())
     return {
-        "clone": clone,
+        "clone": repo,
         "pipeline": {
             **scores(predictions["actual"].to_numpy(), predictions["predicted"].to_numpy()),
             "train_seconds": training["seconds"],

@@ -31,9 +31,8 @@ import numpy as np
 from bench.machine import cores, describe_machine, matmul_gflops
 from bench.measure import run_measured
 from bench.photos import make_photos
-from tests.workspace import read_yaml, stage_env, write_params
+from bench.workspace import ROOT, clone, command_env, read_yaml, set_params
 
-ROOT = Path(__file__).resolve().parent.parent
 TARGET_ACCURACY = 0.95
 
 
@@ -56,14 +55,14 @@ def bench_resize(work: Path, count: int) -> dict:
 
     The stage runs as a command, not in this process: its spawned workers would otherwise
     re-import this module, and with it Keras, before resizing anything."""
-    from stages.download import copy_into, find_source_files
+    from image_classifier.data.sources import copy_into, find_source_files
 
     photos = work / "photos"
     paths = make_photos(photos, count)
     raw = work / "raw"
     raw.mkdir()
     copy_into(find_source_files(photos), raw, source="folder:photos")
-    write_params(work)
+    set_params(work, source=ROOT / "params.yaml")
 
     started = time.perf_counter()
     naive_resize(paths, work / "naive", 120)
@@ -71,7 +70,7 @@ def bench_resize(work: Path, count: int) -> dict:
     command = [sys.executable, "-m", "stages.resize", "--raw", "raw", "--out", "resized",
                "--metrics", "resize.json"]  # fmt: skip
     started = time.perf_counter()
-    subprocess.run(command, cwd=work, env=stage_env(), check=True, capture_output=True)
+    subprocess.run(command, cwd=work, env=command_env(), check=True, capture_output=True)
     ours = time.perf_counter() - started
     assert json.loads((work / "resize.json").read_text())["images"] == count
     return {
@@ -87,27 +86,26 @@ def bench_resize(work: Path, count: int) -> dict:
 
 def bench_dvc(work: Path) -> dict:
     """Each stage of the default pipeline from scratch, in order, in a fresh clone."""
-    clone = work / "clone"
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
-    env = stage_env()
-    stages = list(read_yaml(clone / "dvc.yaml")["stages"])  # written in the order they run
+    repo = clone(work / "clone")
+    env = command_env()
+    stages = list(read_yaml(repo / "dvc.yaml")["stages"])  # written in the order they run
     seconds = {}
     for stage in stages:
         # --force: a clone already holds the committed results of the stages whose outputs
         # are all in git (sweep), and DVC would rightly skip them.
         command = [sys.executable, "-m", "dvc", "repro", "--force", "--single-item", stage]
-        run = run_measured(command, clone, env)
+        run = run_measured(command, repo, env)
         assert f"Running stage '{stage}'" in run.output, run.output[-2000:]
         seconds[stage] = run.seconds
-    noop = [run_measured([sys.executable, "-m", "dvc", "repro"], clone, env) for _ in range(3)]
+    noop = [run_measured([sys.executable, "-m", "dvc", "repro"], repo, env) for _ in range(3)]
     assert "Running stage" not in noop[0].output
-    training = json.loads((clone / "metrics/train.json").read_text())
+    training = json.loads((repo / "metrics/train.json").read_text())
     return {
         "stage_seconds": seconds,
         "full_seconds": sum(seconds.values()),
         "noop_seconds": float(np.median([run.seconds for run in noop])),
         "train_stage_images_per_second": training["images_per_second"],
-        "clone": clone,
+        "clone": repo,
     }
 
 
@@ -154,10 +152,15 @@ def bench_feed(data: Path, epochs: int = 4) -> dict:
     their steady state: every epoch but the first (tracing, compiling, filling buffers)."""
     import tensorflow as tf
 
-    from stages.data import load_subset
-    from stages.models import build_model
-    from stages.params import TrainParams
-    from stages.training import compile_model, configure_devices, fit_model, steps_per_epoch
+    from image_classifier.data.dataset import load_subset
+    from image_classifier.model.architectures import build_model
+    from image_classifier.model.fitting import (
+        compile_model,
+        configure_devices,
+        fit_model,
+        steps_per_epoch,
+    )
+    from image_classifier.params import TrainParams
 
     params = TrainParams.from_params(read_yaml(ROOT / "params.yaml")).model_copy(
         update={"epochs": epochs, "early_stopping_patience": 0}
@@ -240,10 +243,10 @@ def baseline_cnn(size: int, num_classes: int):
 def bench_training(data: Path, limit_seconds: float) -> dict:
     import tensorflow as tf
 
-    from stages.data import load_subset
-    from stages.models import count_flops
-    from stages.params import TrainParams
-    from stages.training import configure_devices, fit_model
+    from image_classifier.data.dataset import load_subset
+    from image_classifier.model.architectures import count_flops
+    from image_classifier.model.fitting import configure_devices, fit_model
+    from image_classifier.params import TrainParams
 
     params = TrainParams.from_params(read_yaml(ROOT / "params.yaml"))
     devices = configure_devices()
@@ -304,11 +307,11 @@ def bench_memory(work: Path, count: int) -> dict:
     make_photos(photos, count, seed=1)
     space = work / "big"
     space.mkdir()
-    write_params(
-        space, data__source="folder", data__folder=str(photos), train__epochs=1,
-        train__early_stopping_patience=0,
+    set_params(
+        space, source=ROOT / "params.yaml", data={"source": "folder", "folder": str(photos)},
+        train={"epochs": 1, "early_stopping_patience": 0},
     )  # fmt: skip
-    env, python = stage_env(), sys.executable
+    env, python = command_env(), sys.executable
     commands = {
         "download": ["--out", "data/raw"],
         "resize": ["--raw", "data/raw", "--out", "data/resized", "--metrics", "m/resize.json"],

@@ -8,29 +8,16 @@ the confidence; one PNG grid per class in --out.
 import logging
 
 import numpy as np
-import pandas as pd
 
-from stages.charts import Panel, image_grid_figure, save_figure
-from stages.cli import StageError, parse_paths, run_stage
-from stages.data import load_subset, read_csv
-from stages.files import atomic_directory
-from stages.heatmaps import choose_layer, gradcam_heatmap
-from stages.params import BaseParams, GradcamParams, read_params
-from stages.predictions import TABLE_COLUMNS, caption, most_confident_mistakes
+from image_classifier.atomic import atomic_directory
+from image_classifier.console import StageError, parse_paths, run_stage
+from image_classifier.data.dataset import load_subset, read_csv
+from image_classifier.model.attribution import choose_layer, gradcam_heatmap
+from image_classifier.params import BaseParams, GradcamParams, read_params
+from image_classifier.report.charts import Panel, image_grid_figure, save_figure
+from image_classifier.report.tables import TABLE_COLUMNS, caption, choose_examples
 
 log = logging.getLogger(__name__)
-
-
-def choose_examples(
-    predictions: pd.DataFrame, name: str, correct: int, wrong: int, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices of `correct` right answers for class `name` (a random, seeded sample) and
-    of its `wrong` most confident mistakes."""
-    actual = predictions["actual"] == name
-    right = predictions.index[actual & (predictions["predicted"] == name)].to_numpy()
-    rng = np.random.default_rng(seed)
-    right = np.sort(rng.choice(right, min(correct, len(right)), replace=False))
-    return right, most_confident_mistakes(predictions, wrong, actual=name).to_numpy()
 
 
 def class_figure(model, layer, test, predictions, name, right, wrong, columns):
@@ -64,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     params = read_params()
     base, gradcam = BaseParams.from_params(params), GradcamParams.from_params(params)
 
-    from stages.models import load_trained_model
+    from image_classifier.model.architectures import load_trained_model
 
     # The model first: a bad gradcam.layer stops the stage before the test set is loaded.
     model = load_trained_model(args.model)

@@ -1,44 +1,18 @@
 """train: fit train.model on the train split; keep the epoch with the best train.monitor.
 
 Writes the model (Keras format) and beside it its card (class names and input contract,
-stages/model_card.py), per-epoch curves through DVCLive, and a metrics JSON.
+image_classifier/model/card.py), per-epoch curves through DVCLive, and a metrics JSON.
 """
 
 import logging
 
-from stages.cli import parse_paths, run_stage
-from stages.data import image_size, load_subset
-from stages.files import atomic_directory, atomic_path, write_json
-from stages.model_card import ModelCard, write_card
-from stages.params import VAL_SCORES, BaseParams, ResizeParams, TrainParams, read_params
+from image_classifier.atomic import atomic_directory, atomic_path, write_json
+from image_classifier.console import parse_paths, run_stage
+from image_classifier.data.dataset import image_size, load_subset
+from image_classifier.model.card import ModelCard, write_card
+from image_classifier.params import BaseParams, ResizeParams, TrainParams, read_params
 
 log = logging.getLogger(__name__)
-
-
-def summary(result, monitor: str) -> dict:
-    """Best-epoch and last-epoch figures of a FitResult, as flat numbers for `dvc metrics`."""
-    history, best = result.history, result.best_epoch
-
-    def at(epoch: int) -> dict[str, float]:
-        scores = {name: round(history[name][epoch], 4) for name in VAL_SCORES}
-        return {
-            **scores,
-            "train_macro_f1": round(history["macro_f1"][epoch], 4),
-            "train_accuracy": round(history["accuracy"][epoch], 4),
-            "train_loss": round(history["loss"][epoch], 4),
-        }
-
-    return {
-        **at(best),
-        "monitor": monitor,
-        "best_epoch": best + 1,
-        "epochs_run": len(history["loss"]),
-        "last": at(-1),
-        "seconds": round(result.seconds, 1),
-        "images_per_second": round(result.images_per_second, 1),
-        "params": result.model.count_params(),
-        "flops_per_image": result.flops_per_image,
-    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -55,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     base, train = BaseParams.from_params(params), TrainParams.from_params(params)
     resize = ResizeParams.from_params(params)
     # Keras is imported only now, after the params were found valid.
-    from stages.models import check_input_size
+    from image_classifier.model.architectures import check_input_size
 
     size = image_size(args.resized)
     check_input_size(train.model, size)
@@ -63,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     from dvclive import Live
     from dvclive.keras import DVCLiveCallback
 
-    from stages.training import configure_devices, fit_model
+    from image_classifier.model.fitting import configure_devices, fit_model, fit_summary
 
     devices = configure_devices()
     train_set = load_subset(args.resized, args.split, "train")
@@ -90,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
             max_megapixels=resize.max_megapixels,
         )
         write_card(args.model, card)
-    metrics = summary(result, train.monitor)
+    metrics = fit_summary(result, train.monitor)
     write_json(args.metrics, metrics)
     log.info(
         "train: best %s %.4f at epoch %d of %d (val accuracy %.4f), %.0f s, %.0f images/s",

@@ -13,13 +13,16 @@ from tests.workspace import (  # noqa: F401  (re-exported for the tests)
     dvc,
     read_yaml,
     run,
+    run_predict,
     run_stage,
     set_param,
     stage_env,
     write_params,
 )
 
-PROJECT_FILES = ("dvc.yaml", "params.yaml", "params.schema.json", "stages", "photos")
+PROJECT_FILES = (
+    "dvc.yaml", "params.yaml", "params.schema.json", "stages", "image_classifier", "photos",
+)  # fmt: skip
 
 
 def save_image(path: Path, size=(40, 30), color=(200, 30, 30), mode="RGB", **save_args) -> Path:

@@ -6,7 +6,7 @@ import zipfile
 
 import pytest
 
-from stages.archives import ArchiveError, _copy_capped, safe_extract
+from image_classifier.data.archives import ArchiveError, _copy_capped, safe_extract
 
 CAPS = {"max_members": 100, "max_bytes": 10_000_000}
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from stages.charts import (
+from image_classifier.report.charts import (
     MAX_BARS,
     class_distribution_figure,
     confusion_figure,

@@ -5,7 +5,7 @@ import tracemalloc
 import numpy as np
 import pandas as pd
 
-from stages.data import load_subset
+from image_classifier.data.dataset import load_subset
 
 
 def write_dataset(folder, rows=3000, size=64):

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages.cli import StageError
-from stages.download import find_source_files
+from image_classifier.console import StageError
+from image_classifier.data.sources import find_source_files
 from tests.conftest import make_class_tree, run_stage, save_image, tree_digest, write_params
 
 

@@ -14,8 +14,8 @@ from sklearn.metrics import (
     recall_score,
 )
 
-from stages.evaluate import report, report_markdown
-from stages.predictions import Predictions, most_confident_mistakes, prediction_table
+from image_classifier.report.scoring import Predictions, report, report_markdown
+from image_classifier.report.tables import most_confident_mistakes, prediction_table
 from tests.conftest import make_resized_dataset, png_size, run_stage, write_params
 from tests.test_train import TINY, train_args
 

@@ -5,8 +5,7 @@ import os
 
 import pytest
 
-from stages import files
-from stages.files import atomic_directory, atomic_path
+from image_classifier.atomic import atomic_directory, atomic_path
 
 
 def folder_with(path, text):
@@ -30,20 +29,13 @@ def failing_second_replace(monkeypatch):
     return calls
 
 
-@pytest.mark.parametrize("can_exchange", [True, False])
-def test_failure_while_swapping_keeps_an_output(tmp_path, monkeypatch, can_exchange):
+def test_failure_while_swapping_keeps_the_old_output(tmp_path, monkeypatch):
     output = folder_with(tmp_path / "out", "old")
-    if not can_exchange:  # macOS and file systems without renameat2(RENAME_EXCHANGE)
-        monkeypatch.setattr(files, "exchange", lambda first, second: False)
-    failing_second_replace(monkeypatch)
-    try:
-        with atomic_directory(output) as temporary:
-            (temporary / "content.txt").write_text("new")
-    except OSError:
-        pass
-    assert (output / "content.txt").read_text() in ("old", "new")
-    if can_exchange:
-        assert (output / "content.txt").read_text() == "new"
+    calls = failing_second_replace(monkeypatch)
+    with pytest.raises(OSError, match="simulated crash"), atomic_directory(output) as temporary:
+        (temporary / "content.txt").write_text("new")
+    assert len(calls) == 3  # aside, the failed swap-in, back
+    assert (output / "content.txt").read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 

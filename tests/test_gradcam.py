@@ -5,8 +5,8 @@ import keras
 import numpy as np
 import pytest
 
-from stages.heatmaps import gradcam_heatmap, last_conv_layer
-from stages.models import build_model
+from image_classifier.model.architectures import build_model
+from image_classifier.model.attribution import gradcam_heatmap, last_conv_layer
 from tests.conftest import run_stage, write_params
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages.images import RejectedImage, load_image, resize_image
+from image_classifier.data.decode import RejectedImage, load_image, resize_image
 
 SIZE = 16
 MAX_PIXELS = 50_000_000

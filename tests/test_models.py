@@ -4,9 +4,14 @@ import keras
 import numpy as np
 import pytest
 
-from stages.cli import StageError
-from stages.models import build_model, check_input_size, count_flops, unfreeze_top
-from stages.params import MODELS
+from image_classifier.console import StageError
+from image_classifier.model.architectures import (
+    build_model,
+    check_input_size,
+    count_flops,
+    unfreeze_top,
+)
+from image_classifier.params import MODELS
 
 SIZE, CLASSES = 32, 3
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.params import (
+from image_classifier.params import (
     SCHEMA_FILE,
     SECTIONS,
     BaseParams,
@@ -58,6 +58,8 @@ def test_committed_params_are_valid():
         ("sweep.learning_rates", [0.001, 0.01, 0.001], "sweep.learning_rates = [0.001, 0.01, 0.001] is not allowed: must not repeat a value (0.001 twice)"),
         ("sweep.batch_sizes", [32, 32], "sweep.batch_sizes = [32, 32] is not allowed: must not repeat a value (32 twice)"),
         ("sweep.learning_rates", [], "sweep.learning_rates = [] is not allowed: must be a non-empty list of finite numbers > 0 and <= 10, no value twice"),
+        # [] is allowed here (only the card is exported), so the rule must not say non-empty.
+        ("export.formats", ["tflite", "png"], "export.formats = ['tflite', 'png'] is not allowed: must be a list of one of saved_model, tflite, onnx, no value twice"),
     ],
 )  # fmt: skip
 def test_bad_value_names_key_value_and_rule(key, value, expected):
@@ -155,7 +157,7 @@ def test_unreadable_params_file(tmp_path: Path):
 
 def test_json_schema_is_current_and_params_yaml_points_to_it():
     assert (ROOT / SCHEMA_FILE).read_text() == schema_text(), (
-        "params.schema.json is stale: python -m stages.params > params.schema.json"
+        "params.schema.json is stale: python -m image_classifier.params > params.schema.json"
     )
     schema = json.loads(schema_text())
     assert set(schema["properties"]) == set(committed())

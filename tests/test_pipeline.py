@@ -7,33 +7,64 @@ from pathlib import Path
 
 from tests.conftest import ROOT, dvc, make_class_tree, png_size, read_yaml, write_params
 
+PACKAGES = ("image_classifier", "stages")  # this project's own code; the rest is installed
 
-def stages_imported_by(module: str) -> set[str]:
-    """stages.* modules that `module` imports, directly or through each other."""
-    seen, todo = set(), [module]
+
+def module_file(module: str) -> Path | None:
+    """The file of one of this project's modules (a package's __init__.py), or None."""
+    path = ROOT / module.replace(".", "/")
+    if (path / "__init__.py").is_file():
+        return path / "__init__.py"
+    return path.with_suffix(".py") if path.with_suffix(".py").is_file() else None
+
+
+def with_parents(module: str) -> list[str]:
+    """`a.b.c` -> a, a.b, a.b.c: importing a module runs every enclosing package's __init__."""
+    parts = module.split(".")
+    return [".".join(parts[: end + 1]) for end in range(len(parts))]
+
+
+def imported_names(path: Path, module: str) -> list[str]:
+    """Every module a file names in any import form, anywhere in it (functions included):
+    `import a.b`, `from a import b` (b may be a module), `from a.b import c`, relative ones."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            names.append(base)
+            names += [f"{base}.{alias.name}" for alias in node.names]
+    return names
+
+
+def modules_run_by(module: str) -> set[str]:
+    """This project's modules that running `module` imports, directly or through each other,
+    with every enclosing package's __init__."""
+    seen, todo = set(), with_parents(module)
     while todo:
         name = todo.pop()
-        if name in seen:
+        path = module_file(name)
+        if name in seen or path is None:
             continue
         seen.add(name)
-        tree = ast.parse((ROOT / (name.replace(".", "/") + ".py")).read_text())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("stages."):
-                todo.append(node.module)
-            elif isinstance(node, ast.Import):
-                todo += [a.name for a in node.names if a.name.startswith("stages.")]
+        for imported in imported_names(path, name):
+            if imported.split(".")[0] in PACKAGES:
+                todo += with_parents(imported)
     return seen
 
 
-def test_every_stage_depends_on_the_code_it_runs():
-    pipeline = read_yaml(ROOT / "dvc.yaml")
-    for name, module in stage_modules().items():
-        stage = pipeline["stages"][name]
-        needed = {m.replace(".", "/") + ".py" for m in stages_imported_by(module)}
-        listed = {dep for dep in stage["deps"] if dep.startswith("stages/")}
-        assert listed == needed, (
-            f"stage {name}: deps lack {sorted(needed - listed)}, list unused {sorted(listed - needed)}"
-        )
+def code_deps(stage: dict) -> set[str]:
+    return {dep for dep in stage["deps"] if dep.split("/")[0] in PACKAGES}
+
+
+def covered(files: set[str], dep: str) -> set[str]:
+    """The files among `files` that a dep (a file or a folder) covers."""
+    return {file for file in files if file == dep or file.startswith(dep.rstrip("/") + "/")}
 
 
 def stage_modules() -> dict[str, str]:
@@ -44,12 +75,54 @@ def stage_modules() -> dict[str, str]:
     }
 
 
+def test_every_stage_depends_on_exactly_the_code_it_runs():
+    """A change to a module re-runs every stage that imports it, and no other: each module a
+    stage runs is covered by one of its deps, and each code dep is a module it runs or a
+    folder all of whose modules it runs."""
+    pipeline = read_yaml(ROOT / "dvc.yaml")
+    for name, module in stage_modules().items():
+        needed = {str(module_file(m).relative_to(ROOT)) for m in modules_run_by(module)}
+        deps = code_deps(pipeline["stages"][name])
+        missing = {file for file in needed if not any(covered({file}, dep) for dep in deps)}
+        assert not missing, f"stage {name}: deps lack {sorted(missing)}"
+        for dep in deps:
+            files = {str(p.relative_to(ROOT)) for p in (ROOT / dep).rglob("*.py")}
+            files = files or {dep}
+            assert files <= needed, f"stage {name}: dep {dep} covers unused {files - needed}"
+
+
+def test_the_import_walk_follows_every_import_form():
+    """The walk above is what keeps dvc.yaml honest, so it is checked on a known module: the
+    train stage runs the package __init__ (TensorFlow's quiet import), the model card through
+    a from-import, and fitting through a function-level import."""
+    run = modules_run_by("stages.train")
+    assert {"image_classifier", "image_classifier.quiet", "image_classifier.model"} <= run
+    assert {"image_classifier.model.card", "image_classifier.model.fitting"} <= run
+    assert "image_classifier.model.serving" not in run
+    assert module_file("image_classifier.model") == ROOT / "image_classifier/model/__init__.py"
+
+
 def test_no_stage_imports_another_stage():
-    """What two stages share lives in a shared module, so each stage's deps stay its own."""
+    """What two stages share lives in the package, so each stage's deps stay its own."""
     stages = set(stage_modules().values())
     for module in stages:
-        imported = stages_imported_by(module) - {module}
+        imported = modules_run_by(module) - {module}
         assert not imported & stages, f"{module} imports the stage(s) {imported & stages}"
+
+
+def test_stages_holds_the_stages_and_nothing_else():
+    on_disk = {path.stem for path in (ROOT / "stages").glob("*.py")}
+    assert on_disk == {module.split(".")[1] for module in stage_modules().values()}
+
+
+def test_tests_and_bench_import_no_stage():
+    """Tests and benchmarks use the package; a stage is run as a command, never imported."""
+    for path in [*(ROOT / "tests").glob("*.py"), *(ROOT / "bench").glob("*.py")]:
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        imported = [name for name in imported_names(path, module) if name.startswith("stages")]
+        assert not imported, f"{path.relative_to(ROOT)} imports {imported}"
+        if path.parent.name == "bench":
+            assert not [name for name in imported_names(path, module) if name.startswith("tests")]
 
 
 def test_data_stages_with_dvc(dvc_repo: Path):

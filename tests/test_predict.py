@@ -3,16 +3,25 @@ exported SavedModel and LiteRT files in their own runtimes, and the model as a D
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from stages.model_card import ModelCard, write_card
-from stages.predict import find_photos
-from tests.conftest import dvc, make_dvc_repo, png_size, run, run_stage, save_image, write_params
+from image_classifier.model.card import ModelCard, write_card
+from image_classifier.predict import find_photos
+from tests.conftest import (
+    dvc,
+    make_dvc_repo,
+    png_size,
+    run,
+    run_predict,
+    run_stage,
+    save_image,
+    stage_env,
+    write_params,
+)
 from tests.test_experiments import TINY_PIPELINE
 
 
@@ -41,8 +50,8 @@ def test_predict_on_raw_test_photos_equals_evaluate(trained, tmp_path):
     broken = trained / "broken.jpg"
     broken.write_text("not a photo")
     out = tmp_path / "predictions.csv"
-    result = run_stage(
-        "predict", *photos, str(broken), "--out", str(out), "--gradcam", str(tmp_path / "cam"),
+    result = run_predict(
+        *photos, str(broken), "--out", str(out), "--gradcam", str(tmp_path / "cam"),
         cwd=trained,
     )  # fmt: skip
     table = pd.read_csv(out, keep_default_na=False)
@@ -61,7 +70,7 @@ def test_predict_on_raw_test_photos_equals_evaluate(trained, tmp_path):
 
 def test_predict_without_a_model_says_what_to_run(tmp_path):
     save_image(tmp_path / "photo.png")
-    result = run_stage("predict", "photo.png", cwd=tmp_path, check=False)
+    result = run_predict("photo.png", cwd=tmp_path, check=False)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "predict: error: models/model.keras not found: run `dvc repro train` (or `dvc pull`) first"
@@ -80,7 +89,7 @@ def test_find_photos_expands_folders_and_globs_and_keeps_missing_paths(tmp_path)
 
 def test_predict_with_a_transfer_model(tmp_path):
     """The other model family: a backbone with its own preprocessing layer, untrained."""
-    from stages.models import build_model
+    from image_classifier.model.architectures import build_model
 
     model = build_model("mobilenetv3small", 32, 3, filters=[8], dropout=0.0, l2=0.0, weights="none")
     model.save(tmp_path / "model.keras")
@@ -91,7 +100,7 @@ def test_predict_with_a_transfer_model(tmp_path):
     write_card(tmp_path / "model.keras", card)
     save_image(tmp_path / "photos/wide.png", size=(64, 20))
     save_image(tmp_path / "photos/huge.png", size=(1200, 1000))
-    run_stage("predict", "photos", "--model", "model.keras", "--top-k", "5", cwd=tmp_path)
+    run_predict("photos", "--model", "model.keras", "--top-k", "5", cwd=tmp_path)
     table = pd.read_csv(tmp_path / "predictions.csv", keep_default_na=False)
     assert table["path"].tolist() == ["photos/huge.png", "photos/wide.png"]
     assert table.iloc[0]["reason"] == "too_large"  # the card's max_megapixels, as resize
@@ -106,7 +115,7 @@ def test_exports_match_the_keras_model_in_their_own_runtimes(trained):
     import keras
     import tensorflow as tf
 
-    from stages.data import load_subset
+    from image_classifier.data.dataset import load_subset
 
     test = load_subset(trained / "data/resized", trained / "data/split.csv", "test")
     model = keras.models.load_model(trained / "models/model.keras", compile=False)
@@ -169,10 +178,12 @@ def test_the_model_registry_artifact_fetched_from_another_folder_predicts(traine
     assert {"model.keras", "model.json", "export"} <= {path.name for path in fetched.iterdir()}
     photo = next((trained / "data/raw").glob("*/*.png"))
     shutil.copy(photo, tmp_path / photo.name)
-    run(
-        [sys.executable, "-m", "stages.predict", photo.name, "--model", "fetched/model.keras"],
-        tmp_path,
-    )
+    # As a user outside this repository runs it: the installed package, no source tree on
+    # the path (the console script `image-classifier-predict` is the same command).
+    env = {key: value for key, value in stage_env().items() if key != "PYTHONPATH"}
+    result = run(["image-classifier-predict", photo.name, "--model", "fetched/model.keras"],
+                 tmp_path, env=env)  # fmt: skip
+    assert photo.name in result.stdout
     table = pd.read_csv(tmp_path / "predictions.csv")
     assert (
         table["class_1"].iloc[0] in json.loads((fetched / "model.json").read_text())["class_names"]

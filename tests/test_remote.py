@@ -84,7 +84,9 @@ def test_two_clones_share_data_models_and_experiments(s3_endpoint, tmp_path):
     assert json.loads(team_dvc("status", "--json", cwd=b).stdout) == {}
     assert ran(team_dvc("repro", cwd=b).stdout) == set()
     photo = next((b / "data/raw").glob("*/*.png"))
-    run([sys.executable, "-m", "stages.predict", str(photo), "--out", "p.csv"], b, env=env)
+    run(
+        [sys.executable, "-m", "image_classifier.predict", str(photo), "--out", "p.csv"], b, env=env
+    )
     assert (b / "p.csv").read_text().count("\n") == 2  # header + the photo
 
     # Clone A runs an experiment and shares it; B pulls, lists, compares and applies it.

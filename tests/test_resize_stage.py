@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from stages import resize
-from stages.images import load_image
-from stages.params import ResizeParams
+from image_classifier.data import image_store
+from image_classifier.data.decode import load_image
+from image_classifier.params import ResizeParams
 from tests.conftest import make_class_tree, run_stage, tree_digest, write_params
 from tests.test_images import png_header_only, truncated_jpeg
 
@@ -119,8 +119,8 @@ def test_resize_without_download(tmp_path):
 def test_core_count_without_sched_getaffinity(monkeypatch):
     """macOS has no os.sched_getaffinity."""
     monkeypatch.delattr(os, "sched_getaffinity", raising=False)
-    assert resize.worker_count(0) == os.cpu_count()
-    assert resize.worker_count(3) == 3
+    assert image_store.worker_count(0) == os.cpu_count()
+    assert image_store.worker_count(3) == 3
 
 
 def test_workers_are_not_forked(tmp_path, monkeypatch):
@@ -137,7 +137,9 @@ def test_workers_are_not_forked(tmp_path, monkeypatch):
     monkeypatch.setattr(multiprocessing, "get_context", recording_get_context)
     params = ResizeParams(size=8, fit="squash", max_megapixels=1, workers=2)
     (tmp_path / "out").mkdir()
-    index, rejected = resize.resize_all(raw, resize.read_manifest(raw), params, tmp_path / "out")
+    index, rejected = image_store.resize_all(
+        raw, image_store.read_manifest(raw), params, tmp_path / "out"
+    )
     assert len(index) == 3 and not rejected
     assert methods and "fork" not in methods
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
-from stages.predictions import majority_class
-from stages.scores import BalancedAccuracy, MacroF1
+from image_classifier.model.metrics import BalancedAccuracy, MacroF1
+from image_classifier.report.scoring import majority_class
 
 
 def imbalanced_predictions(seed=0, count=300, classes=4):
@@ -58,8 +58,8 @@ def scripted_training(monitor: str, epochs: list[dict], patience: int):
     """Feed per-epoch logs to the callbacks fit_model uses; return (kept epoch, epochs run)."""
     import keras
 
-    from stages.params import TrainParams, read_params
-    from stages.training import BestWeights, early_stopping
+    from image_classifier.model.fitting import BestWeights, early_stopping
+    from image_classifier.params import TrainParams, read_params
     from tests.conftest import ROOT
 
     params = TrainParams.from_params(read_params(ROOT / "params.yaml")).model_copy(

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.cli import StageError
-from stages.split import DUPLICATE, count_table, split_indices, summary
+from image_classifier.console import StageError
+from image_classifier.data.partition import DUPLICATE, count_table, split_indices, summary
 
 
 def dataset(per_class=(100, 60, 40), duplicates=0, seed=0):

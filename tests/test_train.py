@@ -14,11 +14,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from stages.augment import Augmentation, affine_transforms, augment, random_transforms, transform
-from stages.data import load_subset
-from stages.params import SweepParams, TrainParams, read_params
-from stages.sweep import run_pairs
-from stages.training import class_weights, configure_devices, make_dataset
+from image_classifier.data.dataset import load_subset
+from image_classifier.model.augmentation import (
+    Augmentation,
+    affine_transforms,
+    augment,
+    random_transforms,
+    transform,
+)
+from image_classifier.model.fitting import class_weights, configure_devices, make_dataset
+from image_classifier.model.search import run_pairs
+from image_classifier.params import SweepParams, TrainParams, read_params
 from tests.conftest import (
     make_resized_dataset,
     run,
@@ -181,9 +187,9 @@ def test_mirrored_strategy_on_two_logical_cpus(tiny):
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         import dataclasses
         from pathlib import Path
-        from stages.data import load_subset
-        from stages.params import TrainParams, read_params
-        from stages.training import configure_devices, fit_model
+        from image_classifier.data.dataset import load_subset
+        from image_classifier.params import TrainParams, read_params
+        from image_classifier.model.fitting import configure_devices, fit_model
         params = TrainParams.from_params(read_params())
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         devices = dataclasses.replace(configure_devices(), strategy=strategy)

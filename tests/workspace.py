@@ -1,24 +1,17 @@
-"""Running this project's stages and DVC in another folder: shared by tests/ and bench/."""
+"""Running this project's stages and DVC in another folder, for the tests."""
 
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-from ruamel.yaml import YAML
+from image_classifier.params import write_params_file, yaml_1_2
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def yaml_1_2() -> YAML:
-    """The YAML reader and writer DVC and stages/params.py use (YAML 1.2)."""
-    yaml = YAML(typ="safe", pure=True)
-    yaml.default_flow_style = False
-    yaml.sort_base_mapping_type_on_output = False
-    return yaml
-
-
 def read_yaml(path: Path):
+    """A YAML file (dvc.yaml, params.yaml) read as YAML 1.2, as DVC reads it."""
     return yaml_1_2().load(Path(path).read_text())
 
 
@@ -33,8 +26,7 @@ def write_params(folder: Path, **overrides) -> Path:
     for name, value in overrides.items():
         set_param(params, name.replace("__", "."), value)
     path = Path(folder) / "params.yaml"
-    with path.open("w") as out:
-        yaml_1_2().dump(params, out)
+    write_params_file(path, params)
     return path
 
 
@@ -70,8 +62,17 @@ def run(
     return result
 
 
+def run_module(module: str, *args: str, cwd: Path, check=True, env=None):
+    return run([sys.executable, "-m", module, *args], cwd, check=check, env=env)
+
+
 def run_stage(stage: str, *args: str, cwd: Path, check=True, env=None):
-    return run([sys.executable, "-m", f"stages.{stage}", *args], cwd, check=check, env=env)
+    return run_module(f"stages.{stage}", *args, cwd=cwd, check=check, env=env)
+
+
+def run_predict(*args: str, cwd: Path, check=True, env=None):
+    """The user command `predict` of the package, as a user runs it."""
+    return run_module("image_classifier.predict", *args, cwd=cwd, check=check, env=env)
 
 
 def dvc(*args: str, cwd: Path, check=True, env=None):

@@ -1,0 +1,128 @@
+"""Train, val and test: stratified, with no image in two splits.
+
+Exact duplicates (same pixels after resize) are kept once: the other copies are marked
+`duplicate` and used nowhere, so a test image can never also be a training image. A source
+that came with its own test split keeps it; val is then carved from its train part.
+"""
+
+import math
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from image_classifier.console import StageError
+from image_classifier.data.dataset import SPLITS
+
+DUPLICATE = "duplicate"
+
+
+def minimum_per_class(fractions: list[float]) -> int:
+    """Distinct images a class needs so that every split gets at least one."""
+    return math.ceil(1 / min(fractions) - 1e-9)
+
+
+def split_indices(
+    labels: np.ndarray,
+    groups: np.ndarray,
+    given_test: np.ndarray,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+) -> np.ndarray:
+    """Assign every row to train, val, test or duplicate.
+
+    labels: class of each row; groups: rows with equal group are copies of one image;
+    given_test: rows the source itself put in its test split (all False when it had none).
+    Without a given test split, the fractions are of all distinct images; with one,
+    test_fraction is unused and val_fraction is the share of the given train part.
+    """
+    labels, groups, given_test = map(np.asarray, (labels, groups, given_test))
+    frame = pd.DataFrame({"label": labels, "group": groups, "test": given_test})
+    # One representative per group, a given-test copy first so a given test split stays whole.
+    order = frame.sort_values("test", ascending=False, kind="stable")
+    representatives = order.drop_duplicates("group").sort_index()
+    assignment = np.full(len(frame), DUPLICATE, dtype=object)
+
+    has_given_test = bool(given_test.any())
+    pool = representatives[~representatives["test"]] if has_given_test else representatives
+    val_share = val_fraction if has_given_test else val_fraction / (1 - test_fraction)
+    fractions = [val_share] if has_given_test else [val_fraction, test_fraction]
+    _check_class_sizes(frame, pool["label"], minimum_per_class(fractions))
+
+    if has_given_test:
+        assignment[representatives.index[representatives["test"]]] = "test"
+    else:
+        pool, test = train_test_split(
+            pool, test_size=test_fraction, stratify=pool["label"], random_state=seed
+        )
+        assignment[test.index] = "test"
+    train, val = train_test_split(
+        pool, test_size=val_share, stratify=pool["label"], random_state=seed
+    )
+    assignment[train.index] = "train"
+    assignment[val.index] = "val"
+    return assignment
+
+
+def _check_class_sizes(frame: pd.DataFrame, pool: pd.Series, needed: int) -> None:
+    """Every class must have `needed` distinct images left to split into train (and val, test).
+
+    A class can have none at all: all of its images in a given test split, or all exact
+    duplicates of another class's images (whose label the kept copy carries).
+    """
+    counts = pool.value_counts().reindex(sorted(frame["label"].unique()), fill_value=0)
+    for name, count in counts.items():
+        if count >= needed:
+            continue
+        rows = frame[frame["label"] == name]
+        if count == 0 and rows["test"].all():
+            raise StageError(
+                f"class {name!r} appears only in the given test split ({len(rows)} images), "
+                "so it would never be trained on: add train/<class> images of it or remove it"
+            )
+        if count == 0:
+            raise StageError(
+                f"class {name!r} has no image of its own: all {len(rows)} are exact duplicates "
+                "(same pixels after resize) of images of another class; relabel or remove them"
+            )
+        raise StageError(
+            f"class {name!r} has {count} distinct image(s); splitting needs at least {needed} per "
+            "class so every split gets one: add images or raise split.val_fraction/test_fraction"
+        )
+
+
+def count_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Images per class (rows) and split (columns train, val, test)."""
+    used = table[table["split"] != DUPLICATE]
+    counts = pd.crosstab(used["class"], used["split"])
+    return counts.reindex(columns=list(SPLITS), fill_value=0)
+
+
+def summary(table: pd.DataFrame) -> dict:
+    counts = count_table(table)
+    duplicates = table[table["split"] == DUPLICATE]
+    labels_per_group = table.groupby("pixel_hash")["class"].nunique()
+    return {
+        **{split: int(counts[split].sum()) for split in SPLITS},
+        "duplicates_dropped": len(duplicates),
+        "duplicates_with_another_class": int((labels_per_group > 1).sum()),
+        "per_class": {
+            name: {split: int(counts.loc[name, split]) for split in SPLITS} for name in counts.index
+        },
+    }
+
+
+def assign_splits(index: pd.DataFrame, val_fraction: float, test_fraction: float, seed: int):
+    """The resize stage's index with a `row` (into images.npy) and each row's split."""
+    table = index.copy()
+    table.insert(0, "row", np.arange(len(table)))
+    table["split"] = split_indices(
+        table["class"].to_numpy(),
+        table["pixel_hash"].to_numpy(),
+        (table["split"] == "test").to_numpy(),
+        val_fraction,
+        test_fraction,
+        seed,
+    )
+    return table

@@ -1,0 +1,1 @@
+"""Architectures, augmentation, fitting, the model card, Grad-CAM and serving formats."""

@@ -1,0 +1,191 @@
+"""Every architecture the pipeline trains, as Functional Keras models.
+
+All models take float RGB images in [0, 255] of shape (size, size, 3) and return logits
+(the output layer stays float32 under mixed precision). Augmentation is not part of them:
+it runs in the input pipeline (model/fitting.py), so a saved model is exactly what
+evaluate and gradcam use.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+from keras import layers
+
+from image_classifier.console import StageError
+
+CONVOLUTIONS = (layers.Conv2D, layers.SeparableConv2D, layers.DepthwiseConv2D)
+
+
+@keras.saving.register_keras_serializable(package="image_classifier")
+class CaffePreprocess(layers.Layer):
+    """ImageNet 'caffe' preprocessing (RGB -> BGR, minus the ImageNet mean) that VGG16 and
+    ResNet50 weights expect; a registered layer, so models load with safe_mode=True."""
+
+    def call(self, images):
+        return keras.applications.imagenet_utils.preprocess_input(images, mode="caffe")
+
+
+@dataclass(frozen=True)
+class Backbone:
+    build: object  # the keras.applications constructor
+    caffe_preprocess: bool  # False: the backbone preprocesses [0, 255] input itself
+    min_size: int = 32
+
+
+BACKBONES = {
+    "vgg16": Backbone(keras.applications.VGG16, caffe_preprocess=True),
+    "resnet50": Backbone(keras.applications.ResNet50, caffe_preprocess=True),
+    "efficientnetv2b0": Backbone(keras.applications.EfficientNetV2B0, caffe_preprocess=False),
+    "mobilenetv3small": Backbone(keras.applications.MobileNetV3Small, caffe_preprocess=False),
+}
+MIN_SIZE = {"separable_cnn": 16} | {name: b.min_size for name, b in BACKBONES.items()}
+
+
+def check_input_size(model: str, size: int) -> None:
+    if size < MIN_SIZE[model]:
+        raise StageError(
+            f"images are {size}x{size} (resize.size = {size}) but train.model = {model} "
+            f"needs at least {MIN_SIZE[model]}x{MIN_SIZE[model]}: raise resize.size"
+        )
+
+
+def classifier_head(features, num_classes: int, dropout: float):
+    features = layers.GlobalAveragePooling2D(name="pool")(features)
+    features = layers.Dropout(dropout, name="head_dropout")(features)
+    # float32 logits even under mixed precision: softmax/loss in float16 lose accuracy.
+    return layers.Dense(num_classes, dtype="float32", name="logits")(features)
+
+
+def separable_cnn(
+    size: int, num_classes: int, filters: list[int], dropout: float, l2: float
+) -> keras.Model:
+    """A compact CNN built for speed.
+
+    A 4x4 stride-4 'patchify' stem brings 120x120 down to 30x30 in one cheap step, so no
+    layer runs at full resolution; then stages of two SeparableConv2D (depthwise 3x3 +
+    pointwise 1x1, ~8x fewer FLOPs than Conv2D) with BatchNormalization, halving the
+    resolution between stages.
+    """
+    regularizer = keras.regularizers.L2(l2) if l2 else None
+    inputs = keras.Input((size, size, 3), name="image")
+    x = layers.Rescaling(1 / 255, name="rescale")(inputs)
+    x = layers.Conv2D(
+        filters[0], 4, strides=4, use_bias=False, kernel_regularizer=regularizer, name="stem"
+    )(x)
+    x = layers.BatchNormalization(momentum=0.9, name="stem_bn")(x)
+    x = layers.ReLU(name="stem_relu")(x)
+    for stage, width in enumerate(filters, start=1):
+        if stage > 1:
+            x = layers.MaxPooling2D(2, padding="same", name=f"stage{stage}_pool")(x)
+        for block in (1, 2):
+            name = f"stage{stage}_block{block}"
+            x = layers.SeparableConv2D(
+                width,
+                3,
+                padding="same",
+                use_bias=False,
+                depthwise_regularizer=regularizer,
+                pointwise_regularizer=regularizer,
+                name=f"{name}_sepconv",
+            )(x)
+            # momentum 0.9, not 0.99: the moving statistics catch up within an epoch, so
+            # validation is not judged with stale ones early in a short training.
+            x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
+            x = layers.ReLU(name=f"{name}_relu")(x)
+    return keras.Model(inputs, classifier_head(x, num_classes, dropout), name="separable_cnn")
+
+
+def transfer_model(
+    name: str, size: int, num_classes: int, weights: str, dropout: float
+) -> keras.Model:
+    """A keras.applications backbone, frozen, under a new head.
+
+    The backbone is built on this model's own graph (`input_tensor=`), not nested as one
+    layer, so Grad-CAM can reach its last convolution.
+    """
+    backbone = BACKBONES[name]
+    inputs = keras.Input((size, size, 3), name="image")
+    x = CaffePreprocess(name="caffe_preprocess")(inputs) if backbone.caffe_preprocess else inputs
+    try:
+        base = backbone.build(
+            include_top=False, weights=None if weights == "none" else weights, input_tensor=x
+        )
+    except Exception as error:  # keras.utils.get_file raises a bare Exception when offline
+        if weights != "imagenet":
+            raise
+        reason = str(error).splitlines()[0].split(" -- ")[-1]
+        raise StageError(
+            f"cannot download the ImageNet weights of {name} ({reason}): check the network, "
+            "or set train.weights to a local weights file, or to none to train from scratch"
+        ) from None
+    base.trainable = False
+    model = keras.Model(inputs, classifier_head(base.output, num_classes, dropout), name=name)
+    model.base_layer_names = [layer.name for layer in base.layers]
+    return model
+
+
+def build_model(
+    architecture: str,
+    size: int,
+    num_classes: int,
+    *,
+    filters: list[int] = (32, 64, 128),
+    dropout: float = 0.2,
+    l2: float = 0.0,
+    weights: str = "none",
+) -> keras.Model:
+    check_input_size(architecture, size)
+    if architecture == "separable_cnn":
+        return separable_cnn(size, num_classes, list(filters), dropout, l2)
+    return transfer_model(architecture, size, num_classes, weights, dropout)
+
+
+def load_trained_model(path: Path) -> keras.Model:
+    """A model the pipeline wrote, loaded in safe mode (no arbitrary code from the file)."""
+    if not Path(path).is_file():
+        raise StageError(f"{path} not found: run `dvc repro train` (or `dvc pull`) first")
+    return keras.models.load_model(path, safe_mode=True, compile=False)
+
+
+def unfreeze_top(model: keras.Model, count: int) -> list[str]:
+    """Make the last `count` weighted layers of a transfer model's base trainable.
+
+    BatchNormalization layers stay frozen: unfreezing them on a small dataset wrecks the
+    statistics the pretrained weights rely on.
+    """
+    names = set(getattr(model, "base_layer_names", []))
+    candidates = [
+        layer
+        for layer in model.layers
+        if layer.name in names
+        and layer.weights
+        and not isinstance(layer, layers.BatchNormalization)
+    ]
+    for layer in candidates[-count:]:
+        layer.trainable = True
+    return [layer.name for layer in candidates[-count:]]
+
+
+def count_flops(model: keras.Model) -> int:
+    """Forward FLOPs per image (2 per multiply-add) of the convolution and dense layers."""
+    total = 0
+    for layer in model.layers:
+        if not isinstance(layer, (*CONVOLUTIONS, layers.Dense)):
+            continue
+        output_shape = layer.output.shape
+        input_channels = layer.input.shape[-1]
+        if isinstance(layer, layers.Dense):
+            total += input_channels * output_shape[-1]
+            continue
+        height, width = output_shape[1], output_shape[2]
+        positions = height * width * layer.kernel_size[0] * layer.kernel_size[1]
+        if isinstance(layer, layers.SeparableConv2D):
+            depthwise = positions * input_channels * layer.depth_multiplier
+            pointwise = height * width * input_channels * layer.depth_multiplier * output_shape[-1]
+            total += depthwise + pointwise
+        elif isinstance(layer, layers.DepthwiseConv2D):
+            total += positions * input_channels * layer.depth_multiplier
+        else:
+            total += positions * input_channels * output_shape[-1]
+    return 2 * total

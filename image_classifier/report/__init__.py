@@ -1,0 +1,1 @@
+"""Scores, tables and figures of a trained model's predictions."""

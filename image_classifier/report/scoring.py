@@ -1,0 +1,159 @@
+"""One honest set of test scores from a model's predictions, and the same scores of the
+majority baseline, as a dict for `dvc metrics` and as a Markdown report."""
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    classification_report,
+    confusion_matrix,
+    f1_score,
+)
+
+from image_classifier.model.probabilities import log_softmax, softmax
+
+TOP_K = 3
+HEADLINE = {
+    "accuracy": "accuracy",
+    "balanced_accuracy": "balanced accuracy",
+    "macro_f1": "macro F1",
+}
+
+
+@dataclass(frozen=True)
+class Predictions:
+    labels: np.ndarray  # (n,) true class index
+    logits: np.ndarray  # (n, num_classes)
+    class_names: list[str]
+
+    @property
+    def log_probabilities(self) -> np.ndarray:
+        return log_softmax(self.logits)
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        return softmax(self.logits)
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return self.logits.argmax(axis=1)
+
+    @property
+    def confidence(self) -> np.ndarray:
+        return self.probabilities.max(axis=1)
+
+    def cross_entropy(self) -> float:
+        """Mean sparse categorical cross-entropy, as Keras computes it from logits."""
+        picked = self.log_probabilities[np.arange(len(self.labels)), self.labels]
+        return float(-picked.mean())
+
+    def top_k_accuracy(self, k: int) -> float:
+        top = np.argsort(-self.logits, axis=1)[:, :k]
+        return float((top == self.labels[:, None]).any(axis=1).mean())
+
+    def confusion(self) -> np.ndarray:
+        classes = range(len(self.class_names))
+        return confusion_matrix(self.labels, self.predicted, labels=list(classes))
+
+
+def majority_class(train_labels: np.ndarray) -> int:
+    """The most frequent training class (the lowest index on a tie): what a model that learnt
+    nothing but the class frequencies predicts for every image."""
+    return int(np.bincount(train_labels).argmax())
+
+
+def headline_scores(labels: np.ndarray, predicted: np.ndarray, classes: list[int]) -> dict:
+    return {
+        "accuracy": round(accuracy_score(labels, predicted), 4),
+        "balanced_accuracy": round(balanced_accuracy_score(labels, predicted), 4),
+        "macro_f1": round(
+            f1_score(labels, predicted, labels=classes, average="macro", zero_division=0), 4
+        ),
+    }
+
+
+def report(predictions: Predictions, majority: int) -> dict:
+    """accuracy, balanced accuracy, loss, macro/weighted and per-class precision/recall/F1,
+    top-3 accuracy (with more than 3 classes), and the same scores of the majority baseline:
+    always predicting `majority`, the most frequent training class."""
+    classes = list(range(len(predictions.class_names)))
+    sklearn = classification_report(
+        predictions.labels,
+        predictions.predicted,
+        labels=classes,
+        target_names=predictions.class_names,
+        output_dict=True,
+        zero_division=0,
+    )
+
+    def rounded(scores: dict) -> dict:
+        return {
+            "precision": round(scores["precision"], 4),
+            "recall": round(scores["recall"], 4),
+            "f1": round(scores["f1-score"], 4),
+            "support": int(scores["support"]),
+        }
+
+    model = headline_scores(predictions.labels, predictions.predicted, classes)
+    baseline = headline_scores(
+        predictions.labels, np.full_like(predictions.labels, majority), classes
+    )
+    result = {
+        **model,
+        "loss": round(predictions.cross_entropy(), 4),
+        "macro": rounded(sklearn["macro avg"]),
+        "weighted": rounded(sklearn["weighted avg"]),
+        "majority_baseline": {"class": predictions.class_names[majority], **baseline},
+        "above_majority": {name: round(model[name] - baseline[name], 4) for name in model},
+        "per_class": {name: rounded(sklearn[name]) for name in predictions.class_names},
+        "images": len(predictions.labels),
+    }
+    if len(classes) > TOP_K:  # top-k of k or fewer classes is 1 by definition
+        result[f"top{TOP_K}_accuracy"] = round(predictions.top_k_accuracy(TOP_K), 4)
+    return result
+
+
+def no_better_than_majority(metrics: dict) -> bool:
+    """Less than 5 points of balanced accuracy above always predicting one class."""
+    return metrics["above_majority"]["balanced_accuracy"] < 0.05
+
+
+def warning(metrics: dict) -> str:
+    baseline = metrics["majority_baseline"]
+    return (
+        f"the model is no better than always predicting {baseline['class']!r} (balanced "
+        f"accuracy {metrics['balanced_accuracy']:.4f} against {baseline['balanced_accuracy']:.4f})"
+        ": see metrics/classification_report.md and plots/evaluate/confusion_matrix.png"
+    )
+
+
+def report_markdown(metrics: dict) -> str:
+    """The classification report as Markdown tables (readable as plain text too)."""
+    baseline, above = metrics["majority_baseline"], metrics["above_majority"]
+    extras = [f"loss {metrics['loss']:.4f}"]
+    if f"top{TOP_K}_accuracy" in metrics:
+        extras.append(f"top-{TOP_K} accuracy {metrics[f'top{TOP_K}_accuracy']:.4f}")
+    lines = [
+        f"# Test set: {metrics['images']} images, {len(metrics['per_class'])} classes",
+        "",
+        f"| | model | majority baseline (always {baseline['class']}) | model - baseline |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, label in HEADLINE.items():
+        lines.append(
+            f"| {label} | {metrics[name]:.4f} | {baseline[name]:.4f} | {above[name]:+.4f} |"
+        )
+    lines += ["", " · ".join(extras), ""]
+    if no_better_than_majority(metrics):
+        lines += [f"**Warning: {warning(metrics)}**", ""]
+    lines += ["| class | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
+    rows = [*metrics["per_class"].items(), ("**macro avg**", metrics["macro"])]
+    rows.append(("**weighted avg**", metrics["weighted"]))
+    for name, scores in rows:
+        lines.append(
+            f"| {name} | {scores['precision']:.4f} | {scores['recall']:.4f} | "
+            f"{scores['f1']:.4f} | {scores['support']} |"
+        )
+    return "\n".join(lines) + "\n"
