@@ -1,208 +1,232 @@
-"""The real-photo benchmark: the pipeline at its default params against the majority
-baseline and logistic regression on raw pixels, on real photographs, in one run.
+"""The real-photo benchmark: the pipeline at its default params against simple baselines and
+a peer recipe, on real photos, all measured in the same run.
 
-    python -m bench.real            # ~40 minutes on 2 cores; writes bench/real_results.{md,json}
-    python -m bench.real --only small --seeds 42,1,2   # the small sets, three seeds each
+    python -m bench.real --seeds 42,1,2        # every row, three seeds (about 3 hours on 2 cores)
+    python -m bench.real --only defects        # the rows whose name contains "defects"
+    python -m bench.real --set train.class_weights=true   # a variant of the defaults
 
-Each dataset of bench/real_photos.py (Fashion-MNIST and scikit-image texture crops, each
-balanced, long-tailed and small) is written as a photo folder and run through the real
-stages in a clone of this repository: `dvc repro evaluate` with `data.source: folder`, every
-other param as committed. The baselines use the same resized images and the same split.
-With several seeds (`base.seed`: the val split, the initial weights, the data order and the
-augmentation), each seed is a row and a line gives their mean and spread: on a few hundred
-training photos one seed moves macro F1 by a point or more.
+Each dataset of bench/real_photos.py is written as a photo folder and run through the real
+stages in a clone of this repository: `dvc repro evaluate` with `data.source: folder`,
+every other param as committed (or as --set). The baselines are the pipeline's own baseline
+stage (majority class, logistic regression and gradient boosting on 32x32 pixels, on the
+same split), and the peer recipe is the Keras team's "image classification from scratch"
+trained for the same wall time on the same split (bench/peer.py; on the first seed only).
+Long-tailed sets are scored on a test split with the train prior, as a user's stratified
+split is, and on a balanced test set beside it. Writes bench/real_results.{md,json}.
 """
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-from PIL import Image
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import f1_score
-from sklearn.preprocessing import StandardScaler
+from ruamel.yaml import YAML
 
 from bench.machine import describe_machine, matmul_gflops
 from bench.real_photos import Dataset, datasets
 from bench.workspace import ROOT, clone, dvc, set_params
 from image_classifier.report.scoring import headline_scores
 
-PIXELS = 32  # the logistic regression sees 32x32 pixels, as in the issue that asked for it
-C_VALUES = (0.001, 0.01, 0.1, 1.0)  # its regularisation, chosen on the val split
+MODELS = ("majority", "logistic_regression", "gradient_boosting", "peer", "ours")
+LABELS = {
+    "majority": "majority class",
+    "logistic_regression": "logistic regression",
+    "gradient_boosting": "gradient boosting",
+    "peer": "Keras example (1 seed)",
+    "ours": "ours",
+}
+SCORES = ("accuracy", "macro_f1")
 
 
-def scores(labels: np.ndarray, predicted: np.ndarray) -> dict:
-    """Scored as the evaluate stage scores, over every class of the labels."""
-    return headline_scores(labels, predicted, classes=sorted(np.unique(labels)))
+def parse_overrides(pairs: list[str]) -> dict[str, dict]:
+    """["train.pooling=grid", ...] -> {"train": {"pooling": "grid"}}, values read as YAML."""
+    sections: dict[str, dict] = {}
+    for pair in pairs:
+        key, _, text = pair.partition("=")
+        section, _, name = key.partition(".")
+        sections.setdefault(section, {})[name] = YAML(typ="safe").load(text)
+    return sections
 
 
-def pixel_features(images: np.ndarray) -> np.ndarray:
-    """32x32 pixels, grayscale when the photos are, as floats."""
-    gray = bool(
-        (images[..., 0] == images[..., 1]).all() and (images[..., 1] == images[..., 2]).all()
-    )
-    small = np.stack(
-        [
-            np.asarray(Image.fromarray(image).resize((PIXELS, PIXELS), Image.BILINEAR))
-            for image in images
-        ]
-    )
-    small = small[..., :1] if gray else small
-    return small.reshape(len(small), -1).astype(np.float32)
+def load_split(repo: Path, part: str):
+    from image_classifier.data.dataset import load_subset
+
+    return load_subset(repo / "data/resized", repo / "data/split.csv", part)
 
 
-def baselines(repo: Path) -> dict:
-    """Majority class and logistic regression on raw pixels, on the pipeline's own split."""
-    images = np.load(repo / "data/resized/images.npy", mmap_mode="r")
-    split = pd.read_csv(repo / "data/split.csv", keep_default_na=False)
-    names = sorted(split["class"].unique())
-    parts = {}
-    for part in ("train", "val", "test"):
-        rows = split[split["split"] == part]
-        labels = rows["class"].map({n: i for i, n in enumerate(names)}).to_numpy()
-        parts[part] = (pixel_features(images[rows["row"].to_numpy()]), labels)
-    (x_train, y_train), (x_val, y_val), (x_test, y_test) = (
-        parts["train"],
-        parts["val"],
-        parts["test"],
-    )
-    majority = np.bincount(y_train).argmax()
-    started = time.perf_counter()
-    scaler = StandardScaler().fit(x_train)
-    best = None
-    for c in C_VALUES:
-        # 300 lbfgs iterations may stop short of the optimum at a weak regularisation; the C
-        # chosen on val decides, so the warning says nothing about the baseline's quality.
-        warnings.filterwarnings("ignore", category=ConvergenceWarning)
-        model = LogisticRegression(C=c, max_iter=300, class_weight="balanced")
-        model.fit(scaler.transform(x_train), y_train)
-        val = f1_score(y_val, model.predict(scaler.transform(x_val)), average="macro")
-        if best is None or val > best[0]:
-            best = (val, c, model)
-    _, c, model = best
-    return {
-        "majority": scores(y_test, np.full_like(y_test, majority)),
-        "logistic_regression": {
-            **scores(y_test, model.predict(scaler.transform(x_test))),
-            "C": c,
-            "seconds": time.perf_counter() - started,
-        },
-        "train_images": len(y_train),
-        "test_images": len(y_test),
-        "classes": len(names),
-    }
+def extra_test(folder: Path, class_names: list[str], size: int):
+    """The balanced test set, decoded as the resize stage decodes (images, labels)."""
+    from image_classifier.data.decode import load_image
+
+    paths = sorted(folder.glob("*/*.png"))
+    images = np.stack([load_image(path, size, "squash", 10**9) for path in paths])
+    return images, np.array([class_names.index(path.parent.name) for path in paths])
 
 
-def run_pipeline(
-    dataset: Dataset, photos: Path, work: Path, commit: str | None, seed: int | None
-) -> dict:
-    repo = clone(work / f"clone-{dataset.name}-{dataset.variant.name}-{seed}", commit)
-    # The clone's own params (an earlier commit has other keys), pointed at the photos.
-    seeded = {"base": {"seed": seed}} if seed is not None else {}
-    set_params(repo, data={"source": "folder", "folder": str(photos)}, **seeded)
+def run_row(dataset: Dataset, photos: Path, extra: Path | None, work: Path, seed: int,
+            overrides: dict, peer: bool) -> dict:  # fmt: skip
+    repo = clone(work / f"clone-{dataset.name}-{dataset.variant.name}-{seed}")
+    set_params(repo, **{**overrides, "base": {"seed": seed},
+                        "data": {"source": "folder", "folder": str(photos)}})  # fmt: skip
     started = time.perf_counter()
     dvc("repro", "evaluate", cwd=repo)
-    seconds = time.perf_counter() - started
-    # Scored from the test predictions with the baselines' own scorer, so an earlier commit
-    # (--commit) whose metrics lack a score is measured the same way.
-    predictions = pd.read_csv(repo / "plots/evaluate/predictions.csv", keep_default_na=False)
+    repro_seconds = time.perf_counter() - started
+    evaluation = json.loads((repo / "metrics/evaluate.json").read_text())
+    baselines = json.loads((repo / "metrics/baseline.json").read_text())
     training = json.loads((repo / "metrics/train.json").read_text())
-    return {
-        "clone": repo,
-        "pipeline": {
-            **scores(predictions["actual"].to_numpy(), predictions["predicted"].to_numpy()),
-            "train_seconds": training["seconds"],
-            "epochs": training["epochs_run"],
-            "best_epoch": training["best_epoch"],
-            "repro_seconds": seconds,
-        },
-    }
+    pick = ("accuracy", "balanced_accuracy", "macro_f1")
+    stratified = {name: {k: baselines[name][k] for k in pick} for name in MODELS[:3]}
+    stratified["ours"] = {k: evaluation[k] for k in pick}
+    row = {
+        "dataset": dataset.name, "variant": dataset.variant.name, "seed": seed,
+        "notes": dataset.notes, "train_images": baselines["train_images"],
+        "test_images": baselines["test_images"], "train_seconds": training["seconds"],
+        "epochs": training["epochs_run"], "repro_seconds": round(repro_seconds, 1),
+        "tests": {"stratified" if extra else "test": stratified},
+    }  # fmt: skip
+    if not (extra or peer):
+        return row
+
+    import keras
+
+    from image_classifier.model.architectures import load_trained_model
+    from image_classifier.report.baselines import fit_baselines, pixel_features
+
+    train, val, test = (load_split(repo, part) for part in ("train", "val", "test"))
+    classes = list(range(train.num_classes))
+    model = load_trained_model(repo / "models/model.keras")
+    if extra:
+        images, labels = extra_test(extra, train.class_names, train.images.shape[1])
+        fitted, gray = fit_baselines(train, val, seed)
+        features = pixel_features(images, gray)
+        balanced = {m.name: headline_scores(labels, m.predict(features), classes) for m in fitted}
+        logits = model.predict(images, verbose=0)
+        balanced["ours"] = headline_scores(labels, logits.argmax(1), classes)
+        row["tests"]["balanced"] = balanced
+    if peer:
+        from bench.peer import predict_classes, train_peer
+
+        keras.backend.clear_session()
+        peer_model, row["peer"] = train_peer(train, val, training["seconds"], seed)
+        scored = {"balanced": (images, labels)} if extra else {}
+        for name, scores in row["tests"].items():
+            x, y = scored.get(name, (test.images, test.labels))
+            scores["peer"] = headline_scores(y, predict_classes(peer_model, x), classes)
+    return row
 
 
-def git_commit() -> str:
-    run = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                         capture_output=True, text=True, check=True)  # fmt: skip
-    return run.stdout.strip()
+def mean_sd(values: list[float]) -> tuple[float, float]:
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def summary(rows: list[dict]) -> list[dict]:
+    """One entry per (dataset, variant, test): each model's mean and sd over the seeds, and
+    ours minus the best of the others (by mean; the peer has one seed) in each score."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        for test, scores in row["tests"].items():
+            groups.setdefault((row["dataset"], row["variant"], test), []).append((row, scores))
+    result = []
+    for (dataset, variant, test), members in groups.items():
+        seconds = [row["train_seconds"] for row, _ in members]
+        entry = {"dataset": dataset, "variant": variant, "test": test, "seeds": len(members),
+                 "train_images": members[0][0]["train_images"],
+                 "train_seconds": float(np.mean(seconds))}  # fmt: skip
+        for model in MODELS:
+            present = [scores[model] for _, scores in members if model in scores]
+            if present:
+                entry[model] = {s: mean_sd([p[s] for p in present]) for s in SCORES}
+        margins = {}
+        for score in SCORES:
+            others = {m: entry[m][score][0] for m in MODELS[:-1] if m in entry}
+            best = max(others, key=others.get)
+            per_seed = [scores["ours"][score] - max(scores[m][score] for m in others
+                        if m in scores and m != "peer") for _, scores in members]  # fmt: skip
+            margins[score] = {"over": best, "mean": entry["ours"][score][0] - others[best],
+                              "sd": mean_sd(per_seed)[1]}  # fmt: skip
+        entry["margin"] = margins
+        result.append(entry)
+    return result
 
 
 def table(results: dict) -> str:
-    lines = [
+    head = (
         f"Commit {results['commit']}, measured {results['date']} on {results['machine']}; "
-        f"dense matmul {results['matmul_gflops']:.0f} GFLOP/s; "
-        f"{results['minutes']:.1f} min in all.",
-        "",
-        "| dataset | variant | train / test photos | majority baseline acc / bal. acc / macro F1 "
-        "| logistic regression, 32x32 pixels | ours (default params) | ours - LR, macro F1 "
-        "| ours: train time (epochs) |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+        f"dense matmul {results['matmul_gflops']:.0f} GFLOP/s; {results['minutes']:.0f} min in "
+        f"all; seeds {results['seeds']}{results['variant']}."
+    )
+    lines = [
+        head, "",
+        "Accuracy / macro F1 on the test split, mean ± sd over the seeds; the margin is ours "
+        "minus the best other model in each score.", "",
+        "| dataset | test split | train photos | " + " | ".join(LABELS[m] for m in MODELS)
+        + " | ours - best, accuracy | ours - best, macro F1 | ours: train time |",
+        "|---|---|---|" + "---|" * len(MODELS) + "---|---|---|",
+    ]  # fmt: skip
 
-    def three(s):
-        return f"{s['accuracy']:.3f} / {s['balanced_accuracy']:.3f} / {s['macro_f1']:.3f}"
+    def cell(entry, model):
+        if model not in entry:
+            return "-"
+        (accuracy, a_sd), (f1, f_sd) = (entry[model][s] for s in SCORES)
+        spread = f" (±{a_sd:.3f} / ±{f_sd:.3f})" if entry["seeds"] > 1 and model != "peer" else ""
+        text = f"{accuracy:.3f} / {f1:.3f}{spread}"
+        return f"**{text}**" if model == "ours" else text
 
-    groups: dict[tuple[str, str], list[dict]] = {}
+    for entry in summary(results["rows"]):
+        margins = [f"{entry['margin'][s]['mean']:+.3f} ({LABELS[entry['margin'][s]['over']]})"
+                   for s in SCORES]  # fmt: skip
+        name = f"{entry['dataset']} {entry['variant']}"
+        lines.append(
+            f"| {name} | {entry['test']} | {entry['train_images']} | "
+            + " | ".join(cell(entry, m) for m in MODELS)
+            + f" | {margins[0]} | {margins[1]} | {entry['train_seconds']:.0f} s |"
+        )
+    lines += ["", "Per seed (accuracy / macro F1):", "",
+              "| dataset | seed | test split | " + " | ".join(LABELS[m] for m in MODELS) + " |",
+              "|---|---|---|" + "---|" * len(MODELS)]  # fmt: skip
     for row in results["rows"]:
-        groups.setdefault((row["dataset"], row["variant"]), []).append(row)
-    for (name, variant), rows in groups.items():
-        for row in rows:
-            major, linear, ours = row["majority"], row["logistic_regression"], row["pipeline"]
-            seed = f" (seed {row['seed']})" if row.get("seed") is not None else ""
-            lines.append(
-                f"| {name} | {variant}{seed} | {row['train_images']} / {row['test_images']} "
-                f"| {three(major)} | {three(linear)} | **{three(ours)}** "
-                f"| {ours['macro_f1'] - linear['macro_f1']:+.3f} "
-                f"| {ours['train_seconds']:.0f} s ({ours['epochs']}) |"
-            )
-        if len(rows) > 1:
-            lines.append(seed_summary(name, variant, rows))
+        for test, scores in row["tests"].items():
+            cells = [f"{scores[m]['accuracy']:.3f} / {scores[m]['macro_f1']:.3f}" if m in scores
+                     else "-" for m in MODELS]  # fmt: skip
+            lines.append(f"| {row['dataset']} {row['variant']} | {row['seed']} | {test} | "
+                         + " | ".join(cells) + " |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
-def seed_summary(name: str, variant: str, rows: list[dict]) -> str:
-    """Mean and standard deviation over the seeds of one dataset, as a table row."""
+def git_commit() -> str:
+    import subprocess
 
-    def spread(values) -> str:
-        return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}"
-
-    def column(part: str) -> str:
-        return spread([row[part]["macro_f1"] for row in rows])
-
-    margins = [r["pipeline"]["macro_f1"] - r["logistic_regression"]["macro_f1"] for r in rows]
-    return (
-        f"| {name} | {variant}: mean ± sd of {len(rows)} seeds, macro F1 | | {column('majority')} "
-        f"| {column('logistic_regression')} | **{column('pipeline')}** "
-        f"| {np.mean(margins):+.3f} ± {np.std(margins, ddof=1):.3f} | |"
-    )
+    return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="run only datasets whose 'name-variant' contains this")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench")
-    parser.add_argument("--commit", help="run this commit's pipeline instead of the checkout's")
+    parser.add_argument("--seeds", default="42", help="comma-separated base.seed values")
     parser.add_argument(
-        "--seeds",
-        help="comma-separated base.seed values, each run as its own row (default: "
-        "the committed params' seed)",
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="a param other than the committed one, for every row",
     )
+    parser.add_argument("--no-peer", action="store_true", help="skip the peer recipe")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench")
+    parser.add_argument("--name", default="real_results", help="file name of the results")
     args = parser.parse_args()
-    seeds = [int(seed) for seed in args.seeds.split(",")] if args.seeds else [None]
+    seeds = [int(seed) for seed in args.seeds.split(",")]
+    overrides = parse_overrides(args.set)
     started = time.perf_counter()
     results = {
-        "date": time.strftime("%Y-%m-%d"),
-        "machine": describe_machine(),
-        "matmul_gflops": matmul_gflops(),
-        "commit": args.commit or git_commit(),
-        "rows": [],
-    }
+        "date": time.strftime("%Y-%m-%d"), "machine": describe_machine(),
+        "matmul_gflops": matmul_gflops(), "commit": git_commit(), "seeds": args.seeds,
+        "variant": f"; params {', '.join(args.set)}" if args.set else "", "rows": [],
+    }  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench-real-") as folder:
         work = Path(folder)
         for dataset in datasets():
@@ -210,23 +234,17 @@ def main() -> None:
             if args.only and args.only not in key:
                 continue
             print(f"{key}: writing photos ({dataset.notes})", flush=True)
-            photos = dataset.write(work / key, dataset.variant)
-            for seed in seeds:
-                shown = "as committed" if seed is None else seed  # seed 0 is a seed
-                print(f"{key}: dvc repro evaluate (seed {shown})", flush=True)
-                run = run_pipeline(dataset, photos, work, args.commit, seed)
-                row = {"dataset": dataset.name, "variant": dataset.variant.name, "seed": seed,
-                       "notes": dataset.notes, **baselines(run.pop("clone")), **run}  # fmt: skip
+            photos, extra = dataset.write(work / key, dataset.variant)
+            for index, seed in enumerate(seeds):
+                print(f"{key}: dvc repro evaluate, seed {seed}", flush=True)
+                row = run_row(dataset, photos, extra, work, seed, overrides,
+                              peer=index == 0 and not args.no_peer)  # fmt: skip
                 results["rows"].append(row)
-                print(json.dumps(row, default=float), flush=True)
-    results["minutes"] = (time.perf_counter() - started) / 60
-    args.out.mkdir(parents=True, exist_ok=True)
-    seeded = f"seeds{args.seeds.replace(',', '-')}" if args.seeds else None
-    suffix = "".join(f"_{part}" for part in (args.commit, args.only, seeded) if part)
-    (args.out / f"real_results{suffix}.json").write_text(
-        json.dumps(results, indent=2, default=float) + "\n"
-    )
-    (args.out / f"real_results{suffix}.md").write_text(table(results))
+                print(json.dumps(row), flush=True)
+                # Written after every row: a long run that stops keeps what it measured.
+                results["minutes"] = (time.perf_counter() - started) / 60
+                (args.out / f"{args.name}.json").write_text(json.dumps(results, indent=2) + "\n")
+                (args.out / f"{args.name}.md").write_text(table(results))
     print(table(results))
 
 

@@ -1,5 +1,6 @@
 """Real photographs that install offline, laid out as photo folders the pipeline reads
-(`data.source: folder`), each in three variants: balanced, long-tailed and small.
+(`data.source: folder`): balanced, long-tailed and small variants, and two sets shaped like
+users' aligned photos of one kind of object, imbalanced 57 / 27 / 11 / 4 %.
 
 - Fashion-MNIST (Debian's `dataset-fashion-mnist`: 70,000 28x28 grayscale product photos,
   10 classes), read from its idx files.
@@ -8,6 +9,16 @@
   deep field), in grayscale so that colour gives no class away. Train and val crops come
   from the top 70% of each photo, test crops from the bottom 30%, so no test pixel was
   ever seen in training.
+- Defects: 300x300 grayscale photos of one kind of part, framed alike: a crop of a real
+  texture photo (the part's surface) inside a dark border with three dark bars at fixed
+  places, and thin dark cracks and dark patches of four graded severities drawn on it
+  (neighbouring grades overlap). Like electroluminescence photos of solar cells.
+
+A set's test split is given when its test photos must come from elsewhere (the official
+test part, unseen rows); then it is balanced, or, for long-tailed sets, has the train
+prior, as a user's stratified split does, with a balanced test set scored beside it. The
+aligned sets have no given split: the pipeline's own stratified split is used, as for a
+user's folder.
 """
 
 import gzip
@@ -32,11 +43,14 @@ TEST_REGION = 0.3  # the bottom share of each texture photo that only test crops
 
 @dataclass(frozen=True)
 class Variant:
-    """How many photos each class gets: train counts (per class, largest first) and test."""
+    """How many photos each class gets (largest first). With `test`, a given test split of
+    that many per class (one number: balanced); with `balanced_test`, also a balanced test
+    set of that many per class, outside the photo folder, scored beside the pipeline's."""
 
     name: str
-    train: list[int]
-    test: int
+    counts: list[int]
+    test: list[int] | None = None
+    balanced_test: int = 0
 
 
 def long_tail(largest: int, classes: int, ratio: float = 10.0) -> list[int]:
@@ -95,64 +109,186 @@ def save(image: np.ndarray, path: Path) -> None:
     Image.fromarray(image).save(path)
 
 
-def write_fashion(root: Path, variant: Variant, seed: int = 0) -> Path:
-    """train/<class>/ and test/<class>/ PNGs: train from the official train part (the largest
-    class first in a fixed, seeded order of classes), test from the official test part."""
+def with_prior(counts: list[int], total: int) -> list[int]:
+    """Test counts with the same class shares as `counts`, `total` in all (at least 1 each)."""
+    return [max(1, round(count * total / sum(counts))) for count in counts]
+
+
+def shares(total: int, fractions: tuple[float, ...]) -> list[int]:
+    return [round(total * fraction / sum(fractions)) for fraction in fractions]
+
+
+def write_fashion(root: Path, variant: Variant, classes=FASHION_CLASSES, seed: int = 0):
+    """PNGs of Fashion-MNIST `classes` (the first the largest, in that order when they are
+    named, else in a seeded order): <class>/ from all 70,000 when no test split is given,
+    else train/<class>/ from the official train part and test/<class>/ (and a balanced
+    test set) from the official test part. Returns (photo folder, balanced test folder)."""
     images, labels = fashion_mnist()
     rng = np.random.default_rng(seed)
-    official_train = np.arange(60_000)
-    order = rng.permutation(len(FASHION_CLASSES))  # which class is largest
-    for count, label in zip(variant.train, order, strict=True):
+    labels_of = [FASHION_CLASSES.index(name) for name in classes]
+    if classes == FASHION_CLASSES:
+        labels_of = list(rng.permutation(labels_of))  # which class is largest
+    official_train, official_test = np.arange(60_000), np.arange(60_000, 70_000)
+    extra = root.with_name(f"{root.name}-balanced-test") if variant.balanced_test else None
+    for rank, label in enumerate(labels_of):
+        name = FASHION_CLASSES[label]
+        if variant.test is None:
+            pool = np.flatnonzero(labels == label)
+            for index in rng.choice(pool, variant.counts[rank], replace=False):
+                save(images[index], root / name / f"{index}.png")
+            continue
         pool = official_train[labels[official_train] == label]
-        for index in rng.choice(pool, count, replace=False):
-            save(images[index], root / "train" / FASHION_CLASSES[label] / f"{index}.png")
-    for label, name in enumerate(FASHION_CLASSES):
-        pool = 60_000 + np.flatnonzero(labels[60_000:] == label)
-        for index in rng.choice(pool, variant.test, replace=False):
+        for index in rng.choice(pool, variant.counts[rank], replace=False):
+            save(images[index], root / "train" / name / f"{index}.png")
+        pool = official_test[labels[official_test] == label]
+        chosen = rng.choice(pool, variant.test[rank] + variant.balanced_test, replace=False)
+        for index in chosen[: variant.test[rank]]:
             save(images[index], root / "test" / name / f"{index}.png")
-    return root
+        for index in chosen[variant.test[rank] :]:
+            save(images[index], extra / name / f"{index}.png")
+    return root, extra
 
 
-def write_textures(root: Path, variant: Variant, seed: int = 0) -> Path:
-    """train/<class>/ and test/<class>/ PNG crops of the scikit-image photos."""
+def write_textures(root: Path, variant: Variant, seed: int = 0):
+    """train/<class>/ and test/<class>/ PNG crops of the scikit-image photos (and a balanced
+    test set), test crops from rows no train crop touches."""
     rng = np.random.default_rng(seed)
     photos = texture_photos()
     order = rng.permutation(len(TEXTURE_SOURCES))
-    for count, index in zip(variant.train, order, strict=True):
+    extra = root.with_name(f"{root.name}-balanced-test") if variant.balanced_test else None
+    for rank, index in enumerate(order):
         name = TEXTURE_SOURCES[index]
         photo = photos[name]
         boundary = int(photo.shape[0] * (1 - TEST_REGION))
-        for number in range(count):
+        for number in range(variant.counts[rank]):
             crop = random_crop(photo, 0, boundary, rng)
             save(crop, root / "train" / name / f"{number:05d}.png")
-        for number in range(variant.test):
+        for number in range(variant.test[rank]):
             crop = random_crop(photo, boundary, photo.shape[0], rng)
             save(crop, root / "test" / name / f"{number:05d}.png")
-    return root
+        for number in range(variant.balanced_test):
+            crop = random_crop(photo, boundary, photo.shape[0], rng)
+            save(crop, extra / name / f"{number:05d}.png")
+    return root, extra
+
+
+# Graded like the electroluminescence photos of solar cells users bring: no defect, two
+# grades between, and clearly defective; the grades between are the rare ones.
+DEFECT_GRADES = ("intact", "defective", "minor", "moderate")
+DEFECT_SHARES = (0.57, 0.27, 0.11, 0.04)
+DEFECT_SURFACES = ("brick", "grass", "gravel")
+DEFECT_SIDE = 300
+# Per grade: cracks (count range), crack length and darkness (ranges, px and grey levels),
+# dark patch probability and radius range. Neighbouring grades overlap.
+SEVERITY = {
+    "intact": dict(cracks=(0, 0), length=(0, 0), darkness=(0, 0), width=(1, 1), patch=0.0,
+                   radius=(0, 0)),
+    "minor": dict(cracks=(1, 1), length=(30, 90), darkness=(30, 60), width=(1, 2), patch=0.0,
+                  radius=(0, 0)),
+    "moderate": dict(cracks=(1, 2), length=(60, 160), darkness=(45, 80), width=(2, 2),
+                     patch=0.3, radius=(6, 14)),
+    "defective": dict(cracks=(1, 4), length=(90, 260), darkness=(60, 110), width=(2, 3),
+                      patch=0.7, radius=(10, 45)),
+}  # fmt: skip
+
+
+def defect_photo(surfaces: dict[str, np.ndarray], grade: str, rng) -> np.ndarray:
+    """One 300x300 part: a real surface, the frame and bars, the grade's cracks and patches."""
+    from PIL import ImageDraw, ImageFilter
+
+    side = DEFECT_SIDE
+    surface = surfaces[DEFECT_SURFACES[int(rng.integers(len(DEFECT_SURFACES)))]]
+    top, left = (int(rng.integers(0, surface.shape[axis] - side)) for axis in (0, 1))
+    texture = surface[top : top + side, left : left + side].astype(np.float32)
+    texture = (texture - texture.mean()) / (texture.std() + 1e-6)
+    part = 150 + rng.uniform(-12, 12) + texture * rng.uniform(10, 18)
+    image = Image.fromarray(np.clip(part, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    dy, dx = (int(rng.integers(-3, 4)) for _ in range(2))  # framed alike, within a few px
+    draw.rectangle([dx, dy, side - 1 + dx, side - 1 + dy], outline=60, width=7)
+    for bar in (75, 150, 225):
+        draw.rectangle([0, bar + dy - 2, side, bar + dy + 2], fill=80)
+    severity = SEVERITY[grade]
+    for _ in range(int(rng.integers(severity["cracks"][0], severity["cracks"][1] + 1))):
+        length, darkness = rng.uniform(*severity["length"]), rng.uniform(*severity["darkness"])
+        point = rng.uniform(30, side - 30, 2)
+        heading, points, drawn = rng.uniform(0, 2 * np.pi), [tuple(point)], 0.0
+        while drawn < length:
+            step = rng.uniform(8, 20)
+            heading += rng.normal(0, 0.35)
+            point = np.clip(
+                point + step * np.array([np.cos(heading), np.sin(heading)]), 5, side - 5
+            )
+            points.append(tuple(point))
+            drawn += step
+        width = int(rng.integers(severity["width"][0], severity["width"][1] + 1))
+        draw.line(points, fill=int(max(0, 150 - darkness)), width=width)
+    if rng.random() < severity["patch"]:
+        radius, centre = rng.uniform(*severity["radius"]), rng.uniform(40, side - 40, 2)
+        box = [*(centre - radius), *(centre + radius * rng.uniform(0.5, 1.5, 2))]
+        draw.ellipse(box, fill=int(rng.uniform(70, 105)))
+    image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 0.9)))
+    noisy = np.asarray(image, np.float32) + rng.normal(0, 3, (side, side))
+    return np.clip(noisy, 0, 255).astype(np.uint8)
+
+
+def write_defects(root: Path, variant: Variant, seed: int = 0):
+    """<grade>/<n>.png: parts of four graded defect severities, no given split."""
+    from skimage import data
+
+    rng = np.random.default_rng(seed)
+    surfaces = {name: getattr(data, name)() for name in DEFECT_SURFACES}
+    for grade, count in zip(DEFECT_GRADES, variant.counts, strict=True):
+        for number in range(count):
+            save(defect_photo(surfaces, grade, rng), root / grade / f"{number:05d}.png")
+    return root, None
+
+
+# Four look-alike garments: shirts blur into T-shirts, pullovers and coats. The rare
+# classes are the ambiguous ones, as in graded defect photos.
+LOOKALIKES = ("tshirt", "pullover", "shirt", "coat")
+ALIGNED_TOTAL = 2624  # photos in each aligned set, as in the users' set that prompted them
+
+
+def write_lookalikes(root: Path, variant: Variant, seed: int = 0):
+    return write_fashion(root, variant, classes=LOOKALIKES, seed=seed)
 
 
 @dataclass(frozen=True)
 class Dataset:
     name: str
     variant: Variant
-    write: Callable[[Path, Variant], Path]
+    write: Callable[[Path, Variant], tuple[Path, Path | None]]
     notes: str
 
 
 def datasets() -> list[Dataset]:
     fashion, textures = len(FASHION_CLASSES), len(TEXTURE_SOURCES)
+    fashion_tail, texture_tail = long_tail(6000, fashion), long_tail(500, textures)
+    aligned = shares(ALIGNED_TOTAL, DEFECT_SHARES)
     return [
-        Dataset("fashion-mnist", Variant("balanced", [2400] * fashion, 300), write_fashion,
-                "2,400 train photos per class (20,400 after val), 300 test"),
-        # The head class at its full size, the others shrinking to 1/10 (as in CIFAR-10-LT).
-        Dataset("fashion-mnist", Variant("long-tailed", long_tail(6000, fashion), 100),
-                write_fashion, "6,000 down to 600 train photos per class (10:1), 100 test"),
-        Dataset("fashion-mnist", Variant("small", [50] * fashion, 100), write_fashion,
-                "50 train photos per class (42 after val), 100 test"),
-        Dataset("textures", Variant("balanced", [500] * textures, 100), write_textures,
-                "500 train crops per class, 100 test crops from unseen rows"),
-        Dataset("textures", Variant("long-tailed", long_tail(500, textures), 100),
-                write_textures, "500 down to 50 train crops per class (10:1), 100 test"),
-        Dataset("textures", Variant("small", [50] * textures, 100), write_textures,
-                "50 train crops per class (42 after val), 100 test"),
+        Dataset("fashion-mnist", Variant("balanced", [2400] * fashion, [300] * fashion),
+                write_fashion, "2,400 train photos per class (20,400 after val), 300 test"),
+        # The head class at its full size, the others shrinking to 1/10 (as in CIFAR-10-LT);
+        # the test split has the train prior, a balanced test set is scored beside it.
+        Dataset("fashion-mnist", Variant("long-tailed", fashion_tail,
+                                         with_prior(fashion_tail, 1500), balanced_test=100),
+                write_fashion, "6,000 down to 600 train photos per class (10:1); 1,500 test "
+                "with the train prior, and 100 per class balanced"),
+        Dataset("fashion-mnist", Variant("small", [50] * fashion, [100] * fashion),
+                write_fashion, "50 train photos per class (42 after val), 100 test"),
+        Dataset("textures", Variant("balanced", [500] * textures, [100] * textures),
+                write_textures, "500 train crops per class, 100 test crops from unseen rows"),
+        Dataset("textures", Variant("long-tailed", texture_tail,
+                                    with_prior(texture_tail, 800), balanced_test=100),
+                write_textures, "500 down to 50 train crops per class (10:1); 800 test with "
+                "the train prior, and 100 per class balanced"),
+        Dataset("textures", Variant("small", [50] * textures, [100] * textures),
+                write_textures, "50 train crops per class (42 after val), 100 test"),
+        Dataset("lookalikes", Variant("aligned", aligned), write_lookalikes,
+                "T-shirt / pullover / shirt / coat at 57 / 27 / 11 / 4 %, 2,624 in all; "
+                "the pipeline's own split"),
+        Dataset("defects", Variant("aligned", aligned), write_defects,
+                "300x300 parts, intact / defective / minor / moderate at 57 / 27 / 11 / 4 %, "
+                "2,624 in all; the pipeline's own split"),
     ]  # fmt: skip

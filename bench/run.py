@@ -61,7 +61,8 @@ def bench_resize(work: Path, count: int) -> dict:
     paths = make_photos(photos, count)
     raw = work / "raw"
     raw.mkdir()
-    copy_into(find_source_files(photos), raw, source="folder:photos")
+    files, skipped = find_source_files(photos, step_into_wrappers=False)
+    copy_into(files, raw, source="folder:photos", skipped=skipped)
     set_params(work, source=ROOT / "params.yaml")
 
     started = time.perf_counter()
@@ -318,7 +319,7 @@ def bench_memory(work: Path, count: int) -> dict:
         "split": ["--resized", "data/resized", "--out", "data/split.csv",
                   "--metrics", "m/split.json", "--plot", "m/split.png"],
         "train": ["--resized", "data/resized", "--split", "data/split.csv", "--model", "m/model.keras",
-                  "--live", "m/live", "--metrics", "m/train.json"],
+                  "--live", "m/live", "--metrics", "m/train.json", "--backup", "m/backup"],
     }  # fmt: skip
     result = {}
     for stage, arguments in commands.items():

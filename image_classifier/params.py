@@ -7,6 +7,7 @@ from these models (`python -m image_classifier.params > params.schema.json`) so 
 complete params.yaml as it is typed.
 """
 
+import difflib
 import json
 import re
 import sys
@@ -35,8 +36,13 @@ Monitor = Literal[tuple(MONITORS)]
 VAL_SCORES = ("val_macro_f1", "val_balanced_accuracy", "val_accuracy", "val_loss")
 LearningRateSchedule = Literal["cosine", "constant"]
 Interpolation = Literal["bilinear", "nearest"]
+Pooling = Literal["average", "average_max", "grid"]
 # owner/dataset, optionally pinned to a version: owner/dataset/versions/N
 KAGGLE_HANDLE = re.compile(r"^[\w.-]+/[\w.-]+(/versions/\d+)?$")
+# Local weights files live here: the folder is a dependency of train and sweep in dvc.yaml,
+# so replacing a weights file re-runs them.
+WEIGHTS_FOLDER = Path("weights")
+MAX_WORKERS = 256
 
 LearningRate = Annotated[float, Field(gt=0, le=10)]
 BatchSize = Annotated[int, Field(ge=1, le=65536)]
@@ -91,8 +97,9 @@ class DataParams(Section):
     source: DataSource = Field(description="animal-mnist (offline) | kaggle | folder")
     kaggle_dataset: str = Field(description="Kaggle handle owner/dataset[/versions/N]")
     folder: str = Field(
-        description="for source folder: <class>/<img> or train|test/<class>/<img>; a "
-        "dependency of download in dvc.yaml, so it must exist (the default photos/ does)"
+        min_length=1,
+        description="for source folder: <class>/<img> or train|val|test/<class>/<img>; a "
+        "dependency of download in dvc.yaml, so it must exist (the default photos/ does)",
     )
     max_images_per_class: int = Field(ge=0, description="0 = all; a small number = a quick slice")
     max_archive_members: int = Field(ge=1)
@@ -100,7 +107,10 @@ class DataParams(Section):
 
     @model_validator(mode="after")
     def check_source(self) -> Self:
-        if self.source == "kaggle" and not KAGGLE_HANDLE.match(self.kaggle_dataset):
+        segments = self.kaggle_dataset.split("/")
+        if self.source == "kaggle" and (
+            not KAGGLE_HANDLE.match(self.kaggle_dataset) or {".", ".."} & set(segments)
+        ):
             rule = "must be a Kaggle handle owner/dataset or owner/dataset/versions/N"
             raise InvalidKey("kaggle_dataset", rule)
         if self.folder.startswith("~"):
@@ -120,7 +130,7 @@ class ResizeParams(Section):
     size: int = Field(ge=8, le=1024, description="side of the square images the models see")
     fit: ResizeFit = Field(description="squash (stretch) | crop (centre) | pad (white)")
     max_megapixels: float = Field(gt=0, description="larger files are rejected as bombs")
-    workers: int = Field(ge=0, description="0 = every core")
+    workers: int = Field(ge=0, le=MAX_WORKERS, description="0 = every core")
 
 
 class SplitParams(Section):
@@ -142,7 +152,9 @@ class SplitParams(Section):
 class TrainParams(Section):
     section: ClassVar[str] = "train"
     model: ModelName
-    weights: str = Field(description="transfer models: imagenet | none | path/to/weights.h5")
+    weights: str = Field(
+        description="transfer models: imagenet | none | weights/<file>.h5 (a file in weights/)"
+    )
     epochs: int = Field(ge=1)
     min_steps: int = Field(
         ge=0,
@@ -155,6 +167,10 @@ class TrainParams(Section):
     lr_schedule: LearningRateSchedule
     l2: float = Field(ge=0, lt=1, description="weight decay of the separable_cnn's kernels")
     dropout: float = Field(ge=0, lt=1)
+    pooling: Pooling = Field(
+        description="the head: average (global mean of each feature map) | average_max "
+        "(also its maximum: small patches) | grid (also each quarter's mean: position)"
+    )
     filters: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)
     flip: bool
     rotation: float = Field(ge=0, le=0.5, description="fraction of a full turn")
@@ -178,10 +194,17 @@ class TrainParams(Section):
 
     @model_validator(mode="after")
     def check_weights(self) -> Self:
-        if self.weights not in ("imagenet", "none") and not Path(self.weights).is_file():
+        if self.weights in ("imagenet", "none"):
+            return self
+        path = Path(self.weights)
+        if not path.resolve().is_relative_to(WEIGHTS_FOLDER.resolve()):
             raise InvalidKey(
-                "weights", "must be imagenet, none or the path of an existing weights file"
+                "weights",
+                f"must be imagenet, none or a file in {WEIGHTS_FOLDER}/ (a dependency of train "
+                "in dvc.yaml, so that a new weights file re-runs it)",
             )
+        if not path.is_file():
+            raise InvalidKey("weights", f"must name an existing file in {WEIGHTS_FOLDER}/")
         return self
 
 
@@ -276,7 +299,7 @@ def _words(schema: dict, definitions: dict) -> str:
     if kind == "boolean":
         return "true or false"
     if kind == "string":
-        return "a string"
+        return "a non-empty string" if schema.get("minLength") else "a string"
     if kind == "array":
         items = _words(schema["items"], definitions).removeprefix("a ").removeprefix("an ")
         noun = items.replace("integer", "integers", 1).replace("number", "numbers", 1)
@@ -312,15 +335,29 @@ def write_params_file(path: Path, params: dict[str, Any]) -> None:
 
 def read_params(path: Path = PARAMS_FILE) -> dict[str, Any]:
     try:
-        params = yaml_1_2().load(Path(path).read_text())
+        params = yaml_1_2().load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ParamsError(f"{path} not found: run the stage from the repository root") from None
+    except UnicodeDecodeError as error:
+        raise ParamsError(
+            f"{path} is not UTF-8 text (byte {error.object[error.start]:#04x} at position "
+            f"{error.start}): save it as UTF-8"
+        ) from None
     except YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise ParamsError(f"{path} is not valid YAML{where}") from None
     if not isinstance(params, dict):
         raise ParamsError(f"{path} must be a mapping of sections (base, data, ...)")
+    known = [model.section for model in SECTIONS]
+    for section in params:
+        if section not in known:
+            close = difflib.get_close_matches(str(section), known, n=1)
+            hint = f": did you mean {close[0]!r}?" if close else ""
+            raise ParamsError(
+                f"{path}: section {section!r} is not a known section{hint} (known: "
+                f"{', '.join(known)})"
+            )
     return params
 
 
@@ -338,6 +375,7 @@ def json_schema() -> dict:
         "type": "object",
         "properties": properties,
         "required": [model.section for model in SECTIONS],
+        "additionalProperties": False,
         "$defs": definitions,
     }
 

@@ -13,6 +13,7 @@ import argparse
 import glob
 import logging
 import os
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from image_classifier.atomic import write_csv
+from image_classifier.atomic import atomic_path
 from image_classifier.console import StageError, progress, run_stage
 from image_classifier.data.decode import RejectedImage, load_image
 from image_classifier.data.filenames import is_image_name
-from image_classifier.model.card import ModelCard, read_card
+from image_classifier.model.card import ModelCard, card_path, read_card
 from image_classifier.model.probabilities import softmax
 from image_classifier.report.charts import Panel, image_grid_figure, save_figure
 
@@ -42,22 +43,29 @@ class Photo:
     detail: str = ""
 
 
-def find_photos(arguments: list[str]) -> list[Path]:
+@dataclass(frozen=True)
+class Found:
+    paths: list[Path]  # photos to classify, each once, in the order first named
+    not_photos: Counter  # files in the folders named that are not photos, by suffix
+
+
+def find_photos(arguments: list[str]) -> Found:
     """Files as given, folders searched recursively for image files (hidden ones skipped),
     globs expanded; a path or glob that names nothing is kept, to be reported as not found."""
     found: list[Path] = []
+    not_photos: Counter = Counter()
     for argument in arguments:
         path = Path(argument)
         if path.is_dir():
-            found.extend(
-                sorted(
-                    file
-                    for file in path.rglob("*")
-                    if file.is_file()
-                    and is_image_name(file)
-                    and not any(part.startswith(".") for part in file.relative_to(path).parts)
-                )
-            )
+            files = [
+                file
+                for file in sorted(path.rglob("*"))
+                if file.is_file()
+                and not any(part.startswith(".") for part in file.relative_to(path).parts)
+            ]
+            found.extend(file for file in files if is_image_name(file))
+            not_photos.update(file.suffix.lower() or file.name for file in files
+                              if not is_image_name(file))  # fmt: skip
         elif not path.exists() and GLOB_CHARACTERS & set(argument):
             matches = sorted(Path(match) for match in glob.glob(argument, recursive=True))
             found.extend(match for match in matches if match.is_file())
@@ -65,7 +73,7 @@ def find_photos(arguments: list[str]) -> list[Path]:
                 found.append(path)
         else:
             found.append(path)
-    return list(dict.fromkeys(found))  # each photo once, in the order first named
+    return Found(list(dict.fromkeys(found)), not_photos)
 
 
 def decode(path: Path, card: ModelCard) -> Photo:
@@ -76,18 +84,23 @@ def decode(path: Path, card: ModelCard) -> Photo:
 
 
 def decode_all(paths: list[Path], card: ModelCard, batch_size: int) -> Iterator[list[Photo]]:
-    """Batches of decoded photos, in order; Pillow decodes outside the GIL, so on threads."""
+    """Batches of decoded photos, in order. Pillow decodes outside the GIL, so on threads;
+    the next batch is decoded while this one is predicted, and no more, so memory stays flat
+    whatever the number of photos."""
+    batches = [paths[start : start + batch_size] for start in range(0, len(paths), batch_size)]
     with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        decoded = pool.map(lambda path: decode(path, card), paths)
-        photos = progress(decoded, "predict", len(paths), "photo")
-        batch: list[Photo] = []
-        for photo in photos:
-            batch.append(photo)
-            if len(batch) == batch_size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+
+        def submit(index: int) -> list:
+            batch = batches[index] if index < len(batches) else []
+            return [pool.submit(decode, path, card) for path in batch]
+
+        ahead = submit(0)
+        with progress(None, "predict", len(paths), "photo") as bar:
+            for index in range(len(batches)):
+                current, ahead = ahead, submit(index + 1)
+                photos = [future.result() for future in current]
+                bar.update(len(photos))
+                yield photos
 
 
 def top_classes(probabilities: np.ndarray, class_names: list[str], k: int) -> pd.DataFrame:
@@ -117,8 +130,8 @@ def result_table(photos: list[Photo], probabilities: np.ndarray, card: ModelCard
     return pd.concat([table[["path"]], top, table[["reason", "detail"]]], axis=1)
 
 
-def printable(table: pd.DataFrame, k: int) -> str:
-    """The table as a person reads it: `cat 91% · dog 6%`, or why a photo was not used."""
+def printable(table: pd.DataFrame, k: int, width: int) -> list[str]:
+    """The rows as a person reads them: `cat 91% · dog 6%`, or why a photo was not used."""
 
     def describe(row) -> str:
         if row["reason"]:
@@ -127,10 +140,37 @@ def printable(table: pd.DataFrame, k: int) -> str:
             f"{row[f'class_{rank}']} {row[f'probability_{rank}']:.0%}" for rank in range(1, k + 1)
         )
 
-    width = max([len("photo"), *map(len, table["path"])])
-    lines = [f"{'photo':<{width}}  prediction"]
-    lines += [f"{row['path']:<{width}}  {describe(row)}" for _, row in table.iterrows()]
-    return "\n".join(lines)
+    return [f"{row['path']:<{width}}  {describe(row)}" for _, row in table.iterrows()]
+
+
+def check_against_card(model, card: ModelCard, model_path: Path) -> None:
+    """A model and a card from different runs would print confident nonsense."""
+    outputs, size = model.output.shape[-1], tuple(model.input.shape[1:3])
+    problem = None
+    if outputs != len(card.class_names):
+        problem = f"has {outputs} outputs but its card names {len(card.class_names)} classes"
+    elif size != (card.image_size, card.image_size):
+        problem = f"takes {size[0]}x{size[1]} images but its card says {card.image_size}"
+    if problem:
+        raise StageError(
+            f"{model_path} {problem} ({card_path(model_path)}): they are from different runs; "
+            "fetch both again (`dvc repro train`, `dvc pull` or `dvc artifacts get`)"
+        )
+
+
+def check_out(out: Path) -> None:
+    if out.is_dir():
+        raise StageError(
+            f"--out {out} is a folder: give the CSV's file name, e.g. {out / 'predictions.csv'}"
+        )
+
+
+def not_photos_note(found: Found) -> str:
+    if not found.not_photos:
+        return ""
+    kinds = ", ".join(f"{count} {suffix}" for suffix, count in found.not_photos.most_common())
+    hint = " (convert HEIC photos to JPEG first)" if ".heic" in found.not_photos else ""
+    return f"; skipped {sum(found.not_photos.values())} files that are not photos: {kinds}{hint}"
 
 
 def heatmap_file(out: Path, path: Path, taken: set[str]) -> Path:
@@ -175,43 +215,52 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_arguments(argv)
-    # The model and its card first: without them there is nothing to do.
+    check_out(args.out)
+    # The model's card and the photos first: without them there is nothing to do.
     card = read_card(args.model)
+    found = find_photos(args.paths)
+    if not found.paths:
+        raise StageError(f"the paths named hold no photos{not_photos_note(found)}")
     from image_classifier.model.architectures import load_trained_model
     from image_classifier.model.attribution import last_conv_layer
 
     model = load_trained_model(args.model)
-    paths = find_photos(args.paths)
+    check_against_card(model, card, args.model)
     k = min(args.top_k, len(card.class_names))
     layer = last_conv_layer(model) if args.gradcam else None
     if args.gradcam:
         args.gradcam.mkdir(parents=True, exist_ok=True)
     taken: set[str] = set()
-    photos: list[Photo] = []
-    probabilities: list[np.ndarray] = []
-    for batch in decode_all(paths, card, args.batch_size):
-        photos.extend(batch)
-        usable = [photo for photo in batch if photo.image is not None]
-        if not usable:
-            continue
-        logits = model.predict(np.stack([photo.image for photo in usable]), verbose=0)
-        batch_probabilities = softmax(logits)
-        probabilities.append(batch_probabilities)
-        if args.gradcam:
-            save_heatmaps(model, layer, usable, batch_probabilities, card, args.gradcam, taken)
-    classes = len(card.class_names)
-    stacked = np.concatenate(probabilities) if probabilities else np.zeros((0, classes))
-    table = result_table(photos, stacked, card, k)
-    write_csv(args.out, table)
-    print(printable(table, k))
-    rejected = int((table["reason"] != "").sum())
+    width = max(len("photo"), *(len(str(path)) for path in found.paths))
+    print(f"{'photo':<{width}}  prediction")
+    reasons: Counter = Counter()
+    # Written a batch at a time into a temporary that replaces --out only at the end: a run
+    # that finds nothing usable leaves the previous CSV as it was.
+    with atomic_path(args.out) as temporary, temporary.open("w", newline="") as out:
+        for number, batch in enumerate(decode_all(found.paths, card, args.batch_size)):
+            usable = [photo for photo in batch if photo.image is not None]
+            probabilities = np.zeros((0, len(card.class_names)))
+            if usable:
+                logits = model.predict(np.stack([photo.image for photo in usable]), verbose=0)
+                probabilities = softmax(logits)
+                if args.gradcam:
+                    save_heatmaps(model, layer, usable, probabilities, card, args.gradcam, taken)
+            table = result_table(batch, probabilities, card, k)
+            table.to_csv(out, header=number == 0, index=False)
+            print("\n".join(printable(table, k, width)), flush=True)
+            reasons.update(photo.reason or "classified" for photo in batch)
+        classified = reasons.pop("classified", 0)
+        if not classified:
+            why = ", ".join(f"{count} {reason}" for reason, count in reasons.most_common())
+            raise StageError(
+                f"none of the {sum(reasons.values())} files named is a usable photo ({why})"
+                f"{not_photos_note(found)}; {args.out} is left as it was"
+            )
     log.info(
-        "predict: %d photos classified, %d not used -> %s%s",
-        len(table) - rejected, rejected, args.out,
-        f", Grad-CAM in {args.gradcam}" if args.gradcam else "",
+        "predict: %d photos classified, %d not used -> %s%s%s",
+        classified, sum(reasons.values()), args.out,
+        f", Grad-CAM in {args.gradcam}" if args.gradcam else "", not_photos_note(found),
     )  # fmt: skip
-    if rejected == len(table):
-        raise StageError(f"none of the {len(table)} files named is a usable photo")
 
 
 def cli() -> None:

@@ -8,6 +8,8 @@ import logging
 
 from image_classifier.atomic import atomic_directory
 from image_classifier.console import parse_paths, run_stage
+from image_classifier.data.dataset import read_csv
+from image_classifier.data.filenames import SKIPPED_FILE
 from image_classifier.data.sources import download
 from image_classifier.params import DataParams, read_params
 
@@ -20,6 +22,14 @@ def main(argv: list[str] | None = None) -> None:
     with atomic_directory(args.out) as target:
         source = download(data, target)
     log.info("download: %s -> %s", source, args.out)
+    skipped = read_csv(args.out / SKIPPED_FILE, ("path", "reason", "detail"))
+    if len(skipped):
+        counts = skipped["reason"].value_counts().items()
+        reasons = ", ".join(f"{count} {reason}" for reason, count in counts)
+        files = f"{len(skipped)} source file{'s' * (len(skipped) != 1)}"
+        log.warning(
+            "download: warning: %s not used (%s): see %s", files, reasons, args.out / SKIPPED_FILE
+        )
     if data.source == "kaggle" and source != f"kaggle:{data.kaggle_dataset}":
         # DVC cannot see a new upstream version of an unpinned handle: say how to pin it.
         log.warning(

@@ -1,7 +1,8 @@
 """evaluate: predict the test split once; every number and plot comes from those predictions.
 
 So the report, the confusion matrix and the metrics cannot disagree. Writes the metrics
-JSON, a Markdown classification report, and into --plots: predictions.csv (for DVC's
+JSON (with the margins over the baseline stage's simple models), a Markdown classification
+report, and into --plots: predictions.csv (for DVC's
 confusion template and the gradcam stage), confusion_matrix.png, curves.png, mistakes.png.
 """
 
@@ -12,7 +13,7 @@ import numpy as np
 
 from image_classifier.atomic import write_csv, write_json, write_text
 from image_classifier.console import parse_paths, run_stage
-from image_classifier.data.dataset import load_subset, split_labels
+from image_classifier.data.dataset import load_subset
 from image_classifier.params import EvaluateParams, read_params
 from image_classifier.report.charts import (
     Panel,
@@ -22,8 +23,10 @@ from image_classifier.report.charts import (
     save_figure,
 )
 from image_classifier.report.scoring import (
+    WHAT_TO_TRY,
     Predictions,
-    majority_class,
+    comparison_text,
+    loses_to_a_baseline,
     no_better_than_majority,
     report,
     report_markdown,
@@ -49,6 +52,7 @@ def main(argv: list[str] | None = None) -> None:
         model="the trained .keras model",
         live="train's DVCLive folder",
         train_metrics="train's JSON",
+        baselines="the baseline stage's JSON",
         metrics="metrics JSON to write",
         report="Markdown report to write",
         plots="folder for CSV and PNGs",
@@ -64,10 +68,10 @@ def main(argv: list[str] | None = None) -> None:
     logits = model.predict(test.images, batch_size=params.batch_size, verbose=0)
     predictions = Predictions(test.labels, np.asarray(logits, np.float64), test.class_names)
 
-    train_labels = split_labels(args.split, "train", test.class_names)
-    metrics = report(predictions, majority_class(train_labels))
+    baselines = json.loads(args.baselines.read_text())
+    metrics = report(predictions, baselines)
     write_json(args.metrics, metrics)
-    write_text(args.report, report_markdown(metrics))
+    write_text(args.report, report_markdown(metrics, baselines))
     table = prediction_table(predictions, test.paths)
     write_csv(args.plots / PREDICTIONS_FILE, table)
     save_figure(
@@ -84,14 +88,13 @@ def main(argv: list[str] | None = None) -> None:
     wrong = int((predictions.predicted != predictions.labels).sum())
     title = f"The {len(mistakes)} most confident mistakes (of {wrong})"
     save_figure(image_grid_figure([panels], title), args.plots / "mistakes.png")
-    baseline, above = metrics["majority_baseline"], metrics["above_majority"]
     log.info(
-        "evaluate: test accuracy %.4f, balanced accuracy %.4f, macro F1 %.4f on %d images; "
-        "%+.4f / %+.4f / %+.4f over always predicting the majority class %r",
+        "evaluate: test accuracy %.4f, balanced accuracy %.4f, macro F1 %.4f on %d images; %s",
         metrics["accuracy"], metrics["balanced_accuracy"], metrics["macro_f1"],
-        metrics["images"], above["accuracy"], above["balanced_accuracy"], above["macro_f1"],
-        baseline["class"],
+        metrics["images"], comparison_text(metrics),
     )  # fmt: skip
+    if loses_to_a_baseline(metrics):
+        log.warning("evaluate: warning: the model %s. %s", comparison_text(metrics), WHAT_TO_TRY)
     if no_better_than_majority(metrics):
         log.warning("evaluate: warning: %s", warning(metrics))
 

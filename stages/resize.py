@@ -11,7 +11,13 @@ import time
 from image_classifier.atomic import atomic_directory, write_json
 from image_classifier.console import StageError, parse_paths, run_stage
 from image_classifier.data.filenames import REJECTED_FILE
-from image_classifier.data.image_store import read_manifest, resize_all, summary, write_tables
+from image_classifier.data.image_store import (
+    read_manifest,
+    read_skipped,
+    resize_all,
+    summary,
+    write_tables,
+)
 from image_classifier.params import ResizeParams, read_params
 
 log = logging.getLogger(__name__)
@@ -32,6 +38,7 @@ def main(argv: list[str] | None = None) -> None:
         index, rejected = resize_all(args.raw, rows, params, out)
         if not index:
             raise StageError(f"none of the {len(rows)} files in {args.raw} is a usable image")
+        rejected = read_skipped(args.raw) + rejected
         write_tables(out, index, rejected)
     result = summary(index, rejected, time.perf_counter() - started)
     write_json(args.metrics, result)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from image_classifier.atomic import write_csv, write_json
 from image_classifier.console import parse_paths, run_stage
-from image_classifier.data.dataset import image_size, load_subset
+from image_classifier.data.dataset import fitting_batch_size, image_size, load_subset
 from image_classifier.params import VAL_SCORES, BaseParams, SweepParams, TrainParams, read_params
 from image_classifier.report.charts import save_figure, sweep_heatmap_figure
 
@@ -46,6 +46,12 @@ def main(argv: list[str] | None = None) -> None:
     devices = configure_devices()
     train_set = load_subset(args.resized, args.split, "train", sweep.train_fraction, base.seed)
     val_set = load_subset(args.resized, args.split, "val")
+    sizes = [fitting_batch_size("sweep.batch_sizes", size, len(train_set.labels)) for size in
+             sweep.batch_sizes]  # fmt: skip
+    for _, cut in sizes:
+        if cut:
+            log.warning("sweep: warning: %s (of the sweep's train_fraction)", cut)
+    sweep = sweep.model_copy(update={"batch_sizes": sorted({size for size, _ in sizes})})
     pairs = list(itertools.product(sweep.learning_rates, sweep.batch_sizes))
     log.info(
         "sweep: %d pairs x %d epoch(s) of %s on %d images (val %d), %s",

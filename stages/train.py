@@ -1,15 +1,19 @@
 """train: fit train.model on the train split; keep the epoch with the best train.monitor.
 
+A killed run resumes from its last finished epoch (image_classifier/model/resume.py).
 Writes the model (Keras format) and beside it its card (class names and input contract,
 image_classifier/model/card.py), per-epoch curves through DVCLive, and a metrics JSON.
 """
 
 import logging
+from pathlib import Path
 
+import image_classifier
 from image_classifier.atomic import atomic_directory, atomic_path, write_json
 from image_classifier.console import parse_paths, run_stage
-from image_classifier.data.dataset import image_size, load_subset
-from image_classifier.model.card import ModelCard, write_card
+from image_classifier.data.dataset import fitting_batch_size, image_size, load_subset
+from image_classifier.data.filenames import IMAGES_FILE
+from image_classifier.model.card import make_card, write_card
 from image_classifier.params import BaseParams, ResizeParams, TrainParams, read_params
 
 log = logging.getLogger(__name__)
@@ -24,6 +28,7 @@ def main(argv: list[str] | None = None) -> None:
         model="the .keras file to write",
         live="DVCLive folder for curves",
         metrics="summary JSON to write",
+        backup="folder for the backup a killed run resumes from (outside every DVC output)",
     )
     params = read_params()
     base, train = BaseParams.from_params(params), TrainParams.from_params(params)
@@ -38,32 +43,52 @@ def main(argv: list[str] | None = None) -> None:
     from dvclive.keras import DVCLiveCallback
 
     from image_classifier.model.fitting import configure_devices, fit_model, fit_summary
+    from image_classifier.model.resume import Backup, training_key
 
     devices = configure_devices()
     train_set = load_subset(args.resized, args.split, "train")
     val_set = load_subset(args.resized, args.split, "val")
+    batch_size, cut = fitting_batch_size(
+        "train.batch_size", train.batch_size, len(train_set.labels)
+    )
+    if cut:
+        log.warning("train: warning: %s", cut)
+        train = train.model_copy(update={"batch_size": batch_size})
+    # Checked before training, so that a card that cannot be written stops nothing half-way.
+    card = make_card(
+        model=train.model,
+        class_names=train_set.class_names,
+        image_size=size,
+        fit=resize.fit,
+        max_megapixels=resize.max_megapixels,
+    )
     log.info(
         "train: %s on %d images (val %d), %s",
         train.model, len(train_set.labels), len(val_set.labels), devices.describe(),
     )  # fmt: skip
+    key = training_key(
+        {"train": train.model_dump(), "seed": base.seed},
+        [args.resized / IMAGES_FILE, args.split],
+        Path(image_classifier.__file__).parent,
+    )
     # DVCLive writes into a temporary folder that replaces --live at the end, so a killed
-    # run leaves the previous curves whole.
+    # run leaves the previous curves whole; the backup keeps a copy of them every epoch.
     with atomic_directory(args.live) as live_folder:
-        with Live(str(live_folder), dvcyaml=False, save_dvc_exp=False) as live:
+        backup = Backup(args.backup, key, folders={"live": live_folder})
+        if backup.resuming:
+            log.info("train: resuming from epoch %d (backup in %s)", backup.epochs_done + 1,
+                     backup.folder)  # fmt: skip
+            backup.restore_folders()
+        with Live(str(live_folder), dvcyaml=False, save_dvc_exp=False,
+                  resume=backup.resuming) as live:  # fmt: skip
             result = fit_model(
                 train, train_set, val_set, base.seed, devices,
-                callbacks=[DVCLiveCallback(live=live)], on_phase=log.info,
+                callbacks=[DVCLiveCallback(live=live)], on_phase=log.info, backup=backup,
             )  # fmt: skip
         with atomic_path(args.model) as temporary:
             result.model.save(temporary)
-        card = ModelCard(
-            model=train.model,
-            class_names=train_set.class_names,
-            image_size=size,
-            fit=resize.fit,
-            max_megapixels=resize.max_megapixels,
-        )
         write_card(args.model, card)
+    backup.remove()
     metrics = fit_summary(result, train.monitor)
     write_json(args.metrics, metrics)
     log.info(

@@ -22,6 +22,7 @@ from tests.workspace import (  # noqa: F401  (re-exported for the tests)
 
 PROJECT_FILES = (
     "dvc.yaml", "params.yaml", "params.schema.json", "stages", "image_classifier", "photos",
+    "weights",
 )  # fmt: skip
 
 

@@ -2,6 +2,8 @@
 
 import sys
 
+import numpy as np
+import pytest
 from PIL import Image
 
 from bench.measure import run_measured
@@ -29,25 +31,33 @@ def test_peak_memory_includes_child_processes(tmp_path):
     assert run.seconds >= 1.5
 
 
-def test_real_photo_table_summarises_seeds():
-    from bench.real import table
+def test_real_photo_summary_is_mean_sd_and_margin_over_the_best_other_model():
+    from bench.real import summary, table
 
-    def row(seed, ours, linear):
-        scores = {"accuracy": ours, "balanced_accuracy": ours, "macro_f1": ours}
-        return {
-            "dataset": "fashion-mnist", "variant": "small", "seed": seed, "train_images": 425,
-            "test_images": 1000,
-            "majority": {"accuracy": 0.1, "balanced_accuracy": 0.1, "macro_f1": 0.018},
-            "logistic_regression": {**scores, "macro_f1": linear},
-            "pipeline": {**scores, "train_seconds": 100.0, "epochs": 20},
-        }  # fmt: skip
+    def scores(accuracy, f1):
+        return {"accuracy": accuracy, "balanced_accuracy": accuracy, "macro_f1": f1}
 
-    results = {"commit": "abc1234", "date": "2026-11-24", "machine": "m", "matmul_gflops": 100,
-               "minutes": 1.0, "rows": [row(42, 0.80, 0.76), row(1, 0.84, 0.76)]}  # fmt: skip
-    lines = table(results).splitlines()
-    assert "| small (seed 42) |" in lines[4] and "| +0.040 |" in lines[4]
-    assert "| small (seed 1) |" in lines[5] and "| +0.080 |" in lines[5]
-    # mean and sample standard deviation of the two seeds, for ours and for the margin
-    assert "mean ± sd of 2 seeds" in lines[6]
-    assert "**0.820 ± 0.028**" in lines[6] and "| +0.060 ± 0.028 |" in lines[6]
-    assert len(lines) == 7
+    def row(seed, ours, boosting, peer=None):
+        tests = {"test": {"majority": scores(0.5, 0.2), "logistic_regression": scores(0.7, 0.75),
+                          "gradient_boosting": boosting, "ours": ours}}  # fmt: skip
+        if peer:
+            tests["test"]["peer"] = peer
+        return {"dataset": "defects", "variant": "aligned", "seed": seed, "train_images": 1837,
+                "train_seconds": 100.0, "tests": tests}  # fmt: skip
+
+    rows = [row(42, scores(0.90, 0.80), scores(0.80, 0.70), peer=scores(0.85, 0.78)),
+            row(1, scores(0.86, 0.76), scores(0.82, 0.66))]  # fmt: skip
+    [entry] = summary(rows)
+    assert entry["ours"]["accuracy"][0] == pytest.approx(0.88)
+    assert entry["ours"]["accuracy"][1] == pytest.approx(np.std([0.90, 0.86], ddof=1))
+    # accuracy: best other by mean is the peer (0.85, one seed); macro F1: the peer (0.78)
+    assert entry["margin"]["accuracy"]["over"] == "peer"
+    assert entry["margin"]["accuracy"]["mean"] == pytest.approx(0.88 - 0.85)
+    assert entry["margin"]["macro_f1"]["over"] == "peer"
+    assert entry["margin"]["macro_f1"]["mean"] == pytest.approx(0.78 - 0.78)
+    results = {"commit": "abc1234", "date": "2026-12-02", "machine": "m", "matmul_gflops": 100,
+               "minutes": 1.0, "seeds": "42,1", "variant": "", "rows": rows}  # fmt: skip
+    text = table(results)
+    assert "| defects aligned | test | 1837 |" in text
+    assert "**0.880 / 0.780 (±0.028 / ±0.028)**" in text
+    assert "+0.030 (Keras example (1 seed))" in text

@@ -1,6 +1,7 @@
 """evaluate: every figure comes from one set of predictions, so none can contradict another."""
 
 import json
+import re
 
 import keras
 import numpy as np
@@ -14,7 +15,7 @@ from sklearn.metrics import (
     recall_score,
 )
 
-from image_classifier.report.scoring import Predictions, report, report_markdown
+from image_classifier.report.scoring import Predictions, headline_scores, report, report_markdown
 from image_classifier.report.tables import most_confident_mistakes, prediction_table
 from tests.conftest import make_resized_dataset, png_size, run_stage, write_params
 from tests.test_train import TINY, train_args
@@ -28,9 +29,31 @@ def predictions(seed=0, count=200, classes=4, skill=2.0):
     return Predictions(labels, logits, [f"class{i}" for i in range(classes)])
 
 
+def baselines_for(p: Predictions, majority: int, others: dict | None = None) -> dict:
+    """A baseline stage JSON: the majority class scored on p's labels, and other baselines
+    with the scores given (by default worse than any model here)."""
+    classes = list(range(len(p.class_names)))
+    scored = {
+        "majority": {
+            "class": p.class_names[majority],
+            **headline_scores(p.labels, np.full_like(p.labels, majority), classes),
+        }
+    }
+    weak = {"accuracy": 0.3, "balanced_accuracy": 0.3, "macro_f1": 0.3}
+    for name in ("logistic_regression", "gradient_boosting"):
+        scored[name] = (others or {}).get(name, weak)
+    best = {
+        score: max(({"model": n, "value": v[score]} for n, v in scored.items()),
+                   key=lambda entry: entry["value"])
+        for score in ("accuracy", "macro_f1")
+    }  # fmt: skip
+    return {"features": "32x32 grayscale pixels", **scored, "best": best}
+
+
 def test_report_agrees_with_sklearn():
     p = predictions()
-    metrics = report(p, majority=1)
+    baselines = baselines_for(p, majority=1)
+    metrics = report(p, baselines)
     predicted = p.logits.argmax(axis=1)  # computed here, not taken from Predictions
     assert metrics["accuracy"] == pytest.approx(accuracy_score(p.labels, predicted), abs=1e-4)
     assert metrics["balanced_accuracy"] == pytest.approx(
@@ -49,14 +72,15 @@ def test_report_agrees_with_sklearn():
     assert metrics["top3_accuracy"] == pytest.approx(top3, abs=1e-4)
     table = prediction_table(p, [f"img{i}" for i in range(len(p.labels))])
     assert table["predicted"].tolist() == [p.class_names[i] for i in predicted]
-    assert f"| accuracy | {metrics['accuracy']:.4f} |" in report_markdown(metrics)
+    assert f"| accuracy | {metrics['accuracy']:.4f} |" in report_markdown(metrics, baselines)
 
 
 def test_majority_baseline_and_the_distance_to_it():
     # 57% of the test images are class 0, and the model always answers class 0.
     labels = np.array([0] * 57 + [1] * 30 + [2] * 9 + [3] * 4)
     logits = np.tile([3.0, 0.0, 0.0, 0.0], (len(labels), 1))
-    metrics = report(Predictions(labels, logits, ["a", "b", "c", "d"]), majority=0)
+    p = Predictions(labels, logits, ["a", "b", "c", "d"])
+    metrics = report(p, baselines_for(p, majority=0))
     baseline = metrics["majority_baseline"]
     assert baseline["class"] == "a"
     assert baseline["accuracy"] == pytest.approx(0.57)
@@ -65,17 +89,44 @@ def test_majority_baseline_and_the_distance_to_it():
         f1_score(labels, np.zeros_like(labels), average="macro", labels=[0, 1, 2, 3]), abs=1e-4
     )
     assert metrics["above_majority"] == {"accuracy": 0, "balanced_accuracy": 0, "macro_f1": 0}
-    markdown = report_markdown(metrics)
-    assert "| accuracy | 0.5700 | 0.5700 | +0.0000 |" in markdown
+    markdown = report_markdown(metrics, baselines_for(p, majority=0))
+    assert "| accuracy | 0.5700 | 0.5700 | 0.3000 | 0.3000 | +0.0000 |" in markdown
     assert "Warning: the model is no better than always predicting 'a'" in markdown
-    assert "Warning" not in report_markdown(report(predictions(), majority=0))
+    good = predictions()
+    assert "Warning" not in report_markdown(
+        report(good, baselines_for(good, 0)), baselines_for(good, 0)
+    )
 
 
 @pytest.mark.parametrize(("classes", "has_top3"), [(2, False), (3, False), (4, True)])
 def test_top3_only_below_the_number_of_classes(classes, has_top3):
-    metrics = report(predictions(classes=classes), majority=0)
+    p = predictions(classes=classes)
+    metrics = report(p, baselines_for(p, 0))
     assert ("top3_accuracy" in metrics) == has_top3
-    assert ("top-3 accuracy" in report_markdown(metrics)) == has_top3
+    assert ("top-3 accuracy" in report_markdown(metrics, baselines_for(p, 0))) == has_top3
+
+
+def test_the_margin_is_over_the_best_baseline_in_each_score():
+    p = predictions(skill=1.0)
+    model = headline_scores(p.labels, p.predicted, list(range(4)))
+    # gradient boosting wins accuracy, logistic regression macro F1; the model loses both.
+    others = {
+        "gradient_boosting": {"accuracy": 0.95, "balanced_accuracy": 0.5, "macro_f1": 0.5},
+        "logistic_regression": {"accuracy": 0.6, "balanced_accuracy": 0.9, "macro_f1": 0.9},
+    }
+    baselines = baselines_for(p, 0, others)
+    metrics = report(p, baselines)
+    assert metrics["best_baseline"]["accuracy"] == {"model": "gradient_boosting", "value": 0.95}
+    assert metrics["best_baseline"]["macro_f1"] == {"model": "logistic_regression", "value": 0.9}
+    assert metrics["above_best_baseline"] == {
+        "accuracy": round(model["accuracy"] - 0.95, 4),
+        "macro_f1": round(model["macro_f1"] - 0.9, 4),
+    }
+    markdown = report_markdown(metrics, baselines)
+    assert "**The model loses to a simple baseline: accuracy -" in markdown
+    assert "BEHIND gradient boosting on pixels (0.9500)" in markdown
+    assert "What to try" in markdown
+    assert "loses" not in report_markdown(report(p, baselines_for(p, 0)), baselines_for(p, 0))
 
 
 def test_loss_matches_keras():
@@ -99,19 +150,57 @@ def test_most_confident_mistakes_come_first():
     assert most_confident_mistakes(table, 5, actual="a").tolist() == [0]
 
 
-def test_evaluate_stage_outputs_agree(tmp_path):
-    make_resized_dataset(tmp_path)
-    write_params(tmp_path, **TINY)
-    run_stage("train", *train_args(tmp_path), cwd=tmp_path)
-    result = run_stage(
-        "evaluate", "--resized", "resized", "--split", "split.csv",
-        "--model", "models/model.keras", "--live", "plots/training",
-        "--train-metrics", "metrics/train.json", "--metrics", "metrics/evaluate.json",
-        "--report", "metrics/report.md", "--plots", "plots/evaluate", cwd=tmp_path,
-    )  # fmt: skip
+def evaluate_args(model="models/model.keras", out="metrics"):
+    return ("--resized", "resized", "--split", "split.csv", "--model", model,
+            "--live", "plots/training", "--train-metrics", "metrics/train.json",
+            "--baselines", "metrics/baseline.json", "--metrics", f"{out}/evaluate.json",
+            "--report", f"{out}/report.md", "--plots", f"{out}/plots")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    """baseline, train and evaluate on a tiny resized set, as dvc repro runs them."""
+    folder = tmp_path_factory.mktemp("evaluate")
+    make_resized_dataset(folder)
+    write_params(folder, **TINY)
+    run_stage("baseline", "--resized", "resized", "--split", "split.csv",
+              "--metrics", "metrics/baseline.json", cwd=folder)  # fmt: skip
+    run_stage("train", *train_args(folder), cwd=folder)
+    result = run_stage("evaluate", *evaluate_args(), cwd=folder)
+    return folder, result
+
+
+def test_evaluate_says_when_a_simple_baseline_wins(evaluated):
+    """A model made worse than the baselines (it always answers one class) is reported as
+    losing, in the log, the metrics and the report; the trained one's margins are its
+    scores minus the baseline stage's best."""
+    folder, result = evaluated
+    metrics = json.loads((folder / "metrics/evaluate.json").read_text())
+    baselines = json.loads((folder / "metrics/baseline.json").read_text())
+    for score in ("accuracy", "macro_f1"):
+        best = max(baselines[name][score] for name in ("majority", "logistic_regression",
+                                                         "gradient_boosting"))  # fmt: skip
+        assert metrics["best_baseline"][score]["value"] == best
+        assert metrics["above_best_baseline"][score] == pytest.approx(metrics[score] - best)
+    assert f"macro F1 {metrics['above_best_baseline']['macro_f1']:+.4f}" in result.stderr
+
+    model = keras.models.load_model(folder / "models/model.keras", safe_mode=True)
+    kernel, _ = model.get_layer("logits").get_weights()
+    model.get_layer("logits").set_weights([np.zeros_like(kernel), np.array([9.0, 0, 0])])
+    model.save(folder / "models/worse.keras")
+    worse = run_stage("evaluate", *evaluate_args("models/worse.keras", "worse"), cwd=folder)
+    worse_metrics = json.loads((folder / "worse/evaluate.json").read_text())
+    assert worse_metrics["above_best_baseline"]["macro_f1"] < 0
+    assert "evaluate: warning: the model loses to a simple baseline: accuracy" in worse.stderr
+    assert "What to try" in worse.stderr
+    assert "**The model loses to a simple baseline" in (folder / "worse/report.md").read_text()
+
+
+def test_evaluate_stage_outputs_agree(evaluated):
+    tmp_path, result = evaluated
     metrics = json.loads((tmp_path / "metrics/evaluate.json").read_text())
-    assert "over always predicting the majority class" in result.stderr
-    table = pd.read_csv(tmp_path / "plots/evaluate/predictions.csv")
+    assert re.search(r"(beats the baselines|loses to a simple baseline): accuracy", result.stderr)
+    table = pd.read_csv(tmp_path / "metrics/plots/predictions.csv")
     split = pd.read_csv(tmp_path / "split.csv")
     test = split[split["split"] == "test"]
     assert table["path"].tolist() == test["path"].tolist()
@@ -140,5 +229,5 @@ def test_evaluate_stage_outputs_agree(tmp_path):
         in (tmp_path / "metrics/report.md").read_text()
     )
     for png in ("confusion_matrix.png", "curves.png", "mistakes.png"):
-        width, height = png_size(tmp_path / "plots/evaluate" / png)
+        width, height = png_size(tmp_path / "metrics/plots" / png)
         assert 300 < width < 6000 and 200 < height < 6000, (png, width, height)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import dvc, make_dvc_repo, png_size, run, write_params
+from tests.conftest import dvc, make_dvc_repo, png_size, run, save_image, write_params
+from tests.test_quiet import STARTUP_WORDS
 
 TINY_PIPELINE = {
     "data__max_images_per_class": 10,
@@ -39,7 +40,11 @@ def baseline(tmp_path_factory) -> Path:
     repo = make_dvc_repo(tmp_path_factory.mktemp("experiments"))
     write_params(repo, **TINY_PIPELINE)
     result = dvc("repro", cwd=repo)
-    assert ran(result.stdout) == {*DATA_STAGES, "train", "sweep", "evaluate", "gradcam", "export"}
+    assert ran(result.stdout) == {
+        *DATA_STAGES, "baseline", "train", "sweep", "evaluate", "gradcam", "export"
+    }  # fmt: skip
+    # What a user sees: the stages' lines, not TensorFlow's start-up lines.
+    assert not [word for word in STARTUP_WORDS if word in result.stdout + result.stderr]
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "-m", "baseline"], repo)
     return repo
@@ -81,6 +86,25 @@ def test_exp_run_reruns_only_what_depends_on_train_params(baseline):
     assert params["params.yaml"]["train.learning_rate"]["new"] == 2e-05
 
 
+def test_the_readmes_own_photos_command(baseline, tmp_path):
+    """`dvc exp run -S data.source=folder -S data.folder=/abs/path`, as the README gives it,
+    on photos of non-square sizes (so the resize fit matters), outside the repository."""
+    photos = tmp_path / "my-photos"
+    for index, name in enumerate(("heron", "otter")):
+        for number in range(12):
+            size = (48 + 7 * number, 30 + 5 * index)
+            save_image(photos / name / f"IMG_{number:04d}.jpg", size=size,
+                       color=(40 + 150 * index, 90, 200 - 150 * index))  # fmt: skip
+    result = dvc("exp", "run", "-S", "data.source=folder", "-S", f"data.folder={photos}",
+                 cwd=baseline)  # fmt: skip
+    assert {"download", "resize", "split", "train", "evaluate"} <= ran(result.stdout)
+    evaluation = json.loads((baseline / "metrics/evaluate.json").read_text())
+    assert set(evaluation["per_class"]) == {"heron", "otter"}
+    assert "above_best_baseline" in evaluation
+    run(["git", "checkout", "--", "."], baseline)  # back to the committed pipeline
+    dvc("checkout", "-q", "--force", cwd=baseline)
+
+
 def finished_experiments(repo: Path) -> dict[tuple, dict]:
     """(learning_rate, batch_size) -> the experiment's data, for experiments with metrics."""
     shown = json.loads(dvc("exp", "show", "--json", cwd=repo).stdout)
@@ -98,18 +122,35 @@ def finished_experiments(repo: Path) -> dict[tuple, dict]:
     return finished
 
 
+def stage_processes() -> list:
+    """Running `python -m stages.<name>` processes (DVC's queue workers start them)."""
+    import psutil
+
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        command = process.info["cmdline"] or []
+        if "-m" in command and any(part.startswith("stages.") for part in command):
+            found.append(process)
+    return found
+
+
 def test_queued_grid_runs_on_two_workers(baseline):
     grid = {(0.002, 8), (0.02, 8)}  # two variants, one per worker
     dvc("exp", "run", "--queue", "-S", "train.learning_rate=0.002,0.02",
         "-S", "train.batch_size=8", cwd=baseline)  # fmt: skip
     dvc("queue", "start", "-j", "2", cwd=baseline)  # real background workers
-    deadline = time.monotonic() + 600
+    # Wait on the queue itself (bounded only against a hang), and watch the stage processes:
+    # two workers run two stage commands at once at some point; one worker never does.
+    most_at_once, deadline, status = 0, time.monotonic() + 1800, ""
     while time.monotonic() < deadline:
+        for _ in range(15):
+            most_at_once = max(most_at_once, len(stage_processes()))
+            time.sleep(0.2)
         status = dvc("queue", "status", cwd=baseline).stdout
         if not re.search(r"\b(Queued|Running)\b", status):
             break
-        time.sleep(3)
     assert not re.search(r"\b(Queued|Running|Failed)\b", status), status
+    assert most_at_once >= 2, "the two queued experiments never ran at the same time"
     finished = finished_experiments(baseline)
     assert grid <= set(finished), (sorted(finished), status)
     evaluations = [finished[pair]["metrics"]["metrics/evaluate.json"]["data"] for pair in grid]

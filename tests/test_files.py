@@ -74,3 +74,17 @@ def test_a_failed_write_leaves_the_old_file(tmp_path):
         raise RuntimeError("crash")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_outputs_get_the_usual_mode_not_a_private_one(tmp_path):
+    """A teammate or a web server must be able to read the metrics and plots."""
+    old = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "metrics.json") as temporary:
+            temporary.write_text("{}")
+        with atomic_directory(tmp_path / "plots") as temporary:
+            (temporary / "curve.tsv").write_text("step\n")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "metrics.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "plots").stat().st_mode & 0o777 == 0o755

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 
 from image_classifier.data.decode import RejectedImage, load_image, resize_image
 
@@ -113,12 +113,23 @@ def test_half_transparent_is_blended_with_white():
     assert close(resize_image(image, 4)[1, 1], (255, 127, 127), 2)
 
 
-def test_big_jpeg_uses_draft_and_matches_full_decode(tmp_path):
+def test_big_jpeg_uses_draft_and_matches_full_decode(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     smooth = np.kron(rng.integers(0, 256, (15, 20, 3)), np.ones((100, 100, 1))).astype(np.uint8)
     path = tmp_path / "big.jpg"
     Image.fromarray(smooth).save(path, quality=90)
+    decoded_sizes = []
+    real_load = JpegImagePlugin.JpegImageFile.load
+
+    def recording_load(image):
+        decoded_sizes.append(image.size)  # after draft(): the reduced size that is decoded
+        return real_load(image)
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "load", recording_load)
     drafted = load_image(path, 120, "squash", MAX_PIXELS)
+    monkeypatch.undo()
+    # 2000x1500 decoded at 1/8 scale: 250x188 still covers 120x120.
+    assert decoded_sizes and decoded_sizes[0] == (250, 188)
     with Image.open(path) as image:
         full = resize_image(image, 120, "squash")
     assert np.abs(drafted.astype(int) - full.astype(int)).mean() < 4
@@ -161,3 +172,18 @@ def test_bad_files_are_rejected_with_a_reason(tmp_path, name, content, max_pixel
     assert rejected.value.reason == reason
     assert rejected.value.detail
     assert path.read_bytes() == content  # the raw file is left as it was
+
+
+def test_resize_max_megapixels_decides_above_pillows_own_limit(tmp_path):
+    """Pillow refuses about 179 megapixels by itself, in words that do not name the param:
+    225 megapixels under a 300-megapixel limit must get past the size check (and then fail
+    to decode, this file having no pixel data); under 100 it is too large, by the param."""
+    path = tmp_path / "huge.png"
+    path.write_bytes(png_header_only(15_000, 15_000))
+    with pytest.raises(RejectedImage) as allowed:
+        load_image(path, SIZE, "squash", 300_000_000)
+    assert allowed.value.reason != "too_large"
+    with pytest.raises(RejectedImage) as refused:
+        load_image(path, SIZE, "squash", 100_000_000)
+    assert refused.value.reason == "too_large"
+    assert refused.value.detail == "15000x15000 pixels is over resize.max_megapixels (100)"

@@ -2,6 +2,7 @@
 one line naming key, value and rule; the JSON Schema editors use is kept current."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,42 @@ def test_json_schema_is_current_and_params_yaml_points_to_it():
     assert schema["properties"]["train"]["additionalProperties"] is False
     first_line = (ROOT / "params.yaml").read_text().splitlines()[0]
     assert first_line == f"# yaml-language-server: $schema={SCHEMA_FILE}"
+
+
+def test_a_params_file_that_is_not_utf8_is_one_line(tmp_path: Path):
+    text = (ROOT / "params.yaml").read_text().replace("base:", "# caf\u00e9\nbase:", 1)
+    (tmp_path / "params.yaml").write_bytes(text.encode("latin-1"))
+    with pytest.raises(ParamsError, match=r"params.yaml is not UTF-8 text \(byte 0xe9 at "
+                       r"position \d+\): save it as UTF-8"):  # fmt: skip
+        read_params(tmp_path / "params.yaml")
+
+
+def test_an_unknown_section_is_refused_with_a_suggestion(tmp_path: Path):
+    text = (ROOT / "params.yaml").read_text() + "\ntrian:\n  epochs: 3\n"
+    (tmp_path / "params.yaml").write_text(text)
+    with pytest.raises(ParamsError) as error:
+        read_params(tmp_path / "params.yaml")
+    assert str(error.value).startswith(
+        f"{tmp_path / 'params.yaml'}: section 'trian' is not a known section: did you mean "
+        "'train'? (known: base, data, resize"
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("data.kaggle_dataset", "owner/..", "must be a Kaggle handle owner/dataset"),
+        ("data.kaggle_dataset", "../etc/versions/1", "must be a Kaggle handle owner/dataset"),
+        ("data.folder", "", "data.folder = '' is not allowed: must be a non-empty string"),
+        ("train.weights", "/tmp/vgg16.h5", "must be imagenet, none or a file in weights/"),
+        ("train.weights", "weights/missing.h5", "must name an existing file in weights/"),
+        ("resize.workers", 1000, "must be an integer >= 0 and <= 256"),
+    ],
+)  # fmt: skip
+def test_values_that_passed_and_then_misbehaved(key, value, expected):
+    params = committed()
+    set_param(params, key, value)
+    if key == "data.kaggle_dataset":
+        set_param(params, "data.source", "kaggle")
+    with pytest.raises(ParamsError, match=re.escape(expected)):
+        BY_NAME[key.split(".")[0]].from_params(params)

@@ -102,6 +102,65 @@ def test_the_import_walk_follows_every_import_form():
     assert module_file("image_classifier.model") == ROOT / "image_classifier/model/__init__.py"
 
 
+def sections_read(module: str) -> dict[str, set[str] | None]:
+    """The params sections a stage module reads, and of each the keys it reads by name, or
+    None when it hands the whole section on (to the package), so that it reads every key."""
+    from image_classifier import params as params_module
+
+    tree = ast.parse(module_file(module).read_text())
+    bound: dict[str, str] = {}  # variable -> section, from `x = XParams.from_params(...)`
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Assign):
+            continue
+        targets = node.targets[0].elts if isinstance(node.targets[0], ast.Tuple) else node.targets
+        values = node.value.elts if isinstance(node.value, ast.Tuple) else [node.value]
+        for target, value in zip(targets, values):
+            call = value.func if isinstance(value, ast.Call) else None
+            if isinstance(call, ast.Attribute) and call.attr == "from_params":
+                bound[target.id] = getattr(params_module, call.value.id).section
+    read: dict[str, set[str] | None] = {section: set() for section in bound.values()}
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in bound and isinstance(node.ctx, ast.Load):
+            section, parent = bound[node.id], parents[node]
+            if isinstance(parent, ast.Attribute) and read[section] is not None:
+                read[section].add(parent.attr)
+            elif not isinstance(parent, ast.Attribute):
+                read[section] = None  # passed on whole
+    return read
+
+
+def test_every_stage_lists_the_params_it_reads():
+    """`params:` in dvc.yaml names every section a stage reads, whole, or key by key when the
+    stage reads only some keys by name; the sweep sets some train params itself."""
+    from image_classifier.model.search import SET_BY_THE_SWEEP, UNUSED_BY_THE_SWEEP
+    from image_classifier.params import SECTIONS
+
+    fields = {model.section: set(model.model_fields) for model in SECTIONS}
+    pipeline = read_yaml(ROOT / "dvc.yaml")
+    for name, module in stage_modules().items():
+        listed: dict[str, set[str]] = {}
+        for entry in pipeline["stages"][name].get("params", []):
+            section, _, key = entry.partition(".")
+            listed.setdefault(section, set()).update({key} if key else fields[section])
+        read = sections_read(module)
+        assert set(listed) == set(read), (
+            f"stage {name}: params sections {sorted(listed)}, reads {sorted(read)}"
+        )
+        for section, keys in read.items():
+            needed = fields[section] if keys is None else keys
+            if name == "sweep" and section == "train":
+                needed = needed - set(SET_BY_THE_SWEEP) - set(UNUSED_BY_THE_SWEEP)
+            missing = needed - listed[section]
+            assert not missing, f"stage {name}: dvc.yaml params lack {section}.{sorted(missing)}"
+
+
+def test_the_params_walk_sees_keys_and_whole_sections():
+    assert sections_read("stages.train")["resize"] == {"fit", "max_megapixels"}
+    assert sections_read("stages.train")["train"] is None  # handed to fit_model whole
+    assert set(sections_read("stages.sweep")) == {"base", "train", "sweep"}
+
+
 def test_no_stage_imports_another_stage():
     """What two stages share lives in the package, so each stage's deps stay its own."""
     stages = set(stage_modules().values())

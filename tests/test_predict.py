@@ -83,8 +83,9 @@ def test_find_photos_expands_folders_and_globs_and_keeps_missing_paths(tmp_path)
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"")
     found = find_photos([str(tmp_path / "a"), str(tmp_path / "c/*.png"), "nowhere/*.jpg"])
-    assert found == [tmp_path / "a/1.png", tmp_path / "a/b/2.jpg", tmp_path / "c/4.png",
-                     Path("nowhere/*.jpg")]  # fmt: skip
+    assert found.paths == [tmp_path / "a/1.png", tmp_path / "a/b/2.jpg", tmp_path / "c/4.png",
+                           Path("nowhere/*.jpg")]  # fmt: skip
+    assert found.not_photos == {".txt": 1}
 
 
 def test_predict_with_a_transfer_model(tmp_path):
@@ -188,3 +189,102 @@ def test_the_model_registry_artifact_fetched_from_another_folder_predicts(traine
     assert (
         table["class_1"].iloc[0] in json.loads((fetched / "model.json").read_text())["class_names"]
     )
+
+
+@pytest.fixture(scope="module")
+def untrained(tmp_path_factory) -> Path:
+    """An untrained 3-class model and its card: enough to check what predict refuses."""
+    from image_classifier.model.architectures import build_model
+
+    folder = tmp_path_factory.mktemp("untrained")
+    build_model("separable_cnn", 32, 3, filters=[4]).save(folder / "model.keras")
+    card = ModelCard(model="separable_cnn", class_names=["a", "b", "c"], image_size=32,
+                     fit="squash", max_megapixels=1)  # fmt: skip
+    write_card(folder / "model.keras", card)
+    save_image(folder / "photos" / "one.png")
+    return folder
+
+
+def last_line(result) -> str:
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    return result.stderr.strip().splitlines()[-1]
+
+
+def test_a_model_that_does_not_match_its_card_is_refused(untrained, tmp_path):
+    from image_classifier.model.architectures import build_model
+
+    build_model("separable_cnn", 32, 5, filters=[4]).save(tmp_path / "model.keras")
+    shutil.copy(untrained / "model.json", tmp_path / "model.json")  # a 3-class card
+    result = run_predict(str(untrained / "photos"), "--model", "model.keras", cwd=tmp_path,
+                         check=False)  # fmt: skip
+    assert last_line(result) == (
+        "predict: error: model.keras has 5 outputs but its card names 3 classes (model.json): "
+        "they are from different runs; fetch both again (`dvc repro train`, `dvc pull` or "
+        "`dvc artifacts get`)"
+    )
+    assert not (tmp_path / "predictions.csv").exists()
+
+
+def test_a_failed_run_keeps_the_previous_csv_and_says_what_it_skipped(untrained, tmp_path):
+    model = str(untrained / "model.keras")
+    run_predict(str(untrained / "photos"), "--model", model, "--out", "p.csv", cwd=tmp_path)
+    before = (tmp_path / "p.csv").read_text()
+    assert "one.png" in before
+    (tmp_path / "phone").mkdir()
+    (tmp_path / "phone" / "IMG_1.HEIC").write_bytes(b"ftypheic")
+    (tmp_path / "phone" / "notes.txt").write_text("x")
+    result = run_predict("phone", "--model", model, "--out", "p.csv", cwd=tmp_path, check=False)
+    assert last_line(result) == (
+        "predict: error: the paths named hold no photos; skipped 2 files that are not photos: "
+        "1 .heic, 1 .txt (convert HEIC photos to JPEG first)"
+    )
+    result = run_predict("typo.jpg", "--model", model, "--out", "p.csv", cwd=tmp_path, check=False)
+    assert last_line(result) == (
+        "predict: error: none of the 1 files named is a usable photo (1 not_found); "
+        "p.csv is left as it was"
+    )
+    assert (tmp_path / "p.csv").read_text() == before
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (["--model", "notes.keras"], "predict: error: notes.keras is not a Keras model file (a .keras file is a zip archive)"),
+        (["--out", "results"], "predict: error: --out results is a folder: give the CSV's file name, e.g. results/predictions.csv"),
+    ],
+)  # fmt: skip
+def test_bad_model_and_out_paths_are_one_line(untrained, tmp_path, arguments, expected):
+    (tmp_path / "notes.keras").write_text("not a model")
+    shutil.copy(untrained / "model.json", tmp_path / "notes.json")
+    (tmp_path / "results").mkdir()
+    defaults = ["--model", str(untrained / "model.keras")]
+    result = run_predict(str(untrained / "photos"), *defaults, *arguments, cwd=tmp_path,
+                         check=False)  # fmt: skip
+    assert last_line(result) == expected
+
+
+@pytest.mark.parametrize("fit", ["crop", "pad"])
+def test_predict_fits_photos_as_the_card_says(untrained, tmp_path, fit):
+    """The card's fit, not squash: on a non-square photo the three give other pixels, so
+    other probabilities."""
+    import keras
+
+    from image_classifier.data.decode import load_image
+    from image_classifier.model.probabilities import softmax
+
+    model = keras.models.load_model(untrained / "model.keras", compile=False)
+    kernel, bias = model.get_layer("logits").get_weights()
+    model.get_layer("logits").set_weights([kernel * 300, bias])  # so that pixels matter
+    model.save(tmp_path / "model.keras")
+    card = json.loads((untrained / "model.json").read_text()) | {"fit": fit}
+    (tmp_path / "model.json").write_text(json.dumps(card))
+    photo = save_image(tmp_path / "wide.png", size=(90, 30))
+    run_predict(str(photo), "--model", "model.keras", cwd=tmp_path)
+    row = pd.read_csv(tmp_path / "predictions.csv").iloc[0]
+
+    def probabilities(way):
+        return softmax(model.predict(load_image(photo, 32, way, 10**8)[None], verbose=0))[0]
+
+    expected, squashed = probabilities(fit), probabilities("squash")
+    assert row["probability_1"] == pytest.approx(expected.max(), abs=1e-4)
+    assert np.abs(expected - squashed).max() > 0.01  # the fit shows in the answer

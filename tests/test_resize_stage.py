@@ -15,7 +15,7 @@ from PIL import Image, ImageOps
 from image_classifier.data import image_store
 from image_classifier.data.decode import load_image
 from image_classifier.params import ResizeParams
-from tests.conftest import make_class_tree, run_stage, tree_digest, write_params
+from tests.conftest import make_class_tree, run_stage, save_image, tree_digest, write_params
 from tests.test_images import png_header_only, truncated_jpeg
 
 
@@ -121,6 +121,8 @@ def test_core_count_without_sched_getaffinity(monkeypatch):
     monkeypatch.delattr(os, "sched_getaffinity", raising=False)
     assert image_store.worker_count(0) == os.cpu_count()
     assert image_store.worker_count(3) == 3
+    # 75 files make 3 chunks: 32 workers would mostly start up and wait (8 images/s).
+    assert image_store.worker_count(32, files=75) == 3
 
 
 def test_workers_are_not_forked(tmp_path, monkeypatch):
@@ -141,7 +143,7 @@ def test_workers_are_not_forked(tmp_path, monkeypatch):
         raw, image_store.read_manifest(raw), params, tmp_path / "out"
     )
     assert len(index) == 3 and not rejected
-    assert methods and "fork" not in methods
+    assert methods == ["spawn"]  # named: get_context() with no name is fork on Linux
 
 
 def test_a_killed_run_leaves_no_temporary_behind(tmp_path):
@@ -155,3 +157,20 @@ def test_a_killed_run_leaves_no_temporary_behind(tmp_path):
     run_stage("resize", "--raw", "data/raw", "--out", "data/resized",
               "--metrics", "metrics/resize.json", cwd=tmp_path)  # fmt: skip
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["raw", "resized"]
+
+
+@pytest.mark.parametrize("fit", ["crop", "pad"])
+def test_the_stage_fits_non_square_photos_as_asked(tmp_path, fit):
+    """On a square photo squash, crop and pad give the same pixels: these are 3:2 and 1:3."""
+    raw = tmp_path / "data" / "raw"
+    save_image(raw / "cat" / "wide.png", size=(60, 40))
+    save_image(raw / "dog" / "tall.png", size=(20, 60), color=(20, 200, 90))
+    write_manifest(raw)
+    write_params(tmp_path, resize__size=16, resize__fit=fit)
+    run_stage("resize", "--raw", "data/raw", "--out", "data/resized",
+              "--metrics", "metrics/resize.json", cwd=tmp_path)  # fmt: skip
+    images = np.load(tmp_path / "data/resized/images.npy")
+    for row, name in enumerate(("cat/wide.png", "dog/tall.png")):
+        expected = load_image(raw / name, 16, fit, 10**8)
+        assert np.array_equal(images[row], expected)
+        assert not np.array_equal(images[row], load_image(raw / name, 16, "squash", 10**8))

@@ -20,7 +20,7 @@ def dataset(per_class=(100, 60, 40), duplicates=0, seed=0):
 
 def test_same_seed_same_split_and_another_seed_another():
     labels, groups = dataset()
-    no_test = np.zeros(len(labels), bool)
+    no_test = np.full(len(labels), "", dtype=object)
     first = split_indices(labels, groups, no_test, 0.2, 0.1, seed=7)
     again = split_indices(labels, groups, no_test, 0.2, 0.1, seed=7)
     other = split_indices(labels, groups, no_test, 0.2, 0.1, seed=8)
@@ -30,7 +30,7 @@ def test_same_seed_same_split_and_another_seed_another():
 
 def test_every_class_is_split_in_proportion():
     labels, groups = dataset(per_class=(200, 100, 50))
-    splits = split_indices(labels, groups, np.zeros(len(labels), bool), 0.2, 0.1, seed=0)
+    splits = split_indices(labels, groups, np.full(len(labels), "", dtype=object), 0.2, 0.1, seed=0)
     counts = count_table(pd.DataFrame({"class": labels, "split": splits}))
     for name, row in counts.iterrows():
         total = row.sum()
@@ -40,7 +40,7 @@ def test_every_class_is_split_in_proportion():
 
 def test_duplicates_are_kept_once():
     labels, groups = dataset(duplicates=30)
-    splits = split_indices(labels, groups, np.zeros(len(labels), bool), 0.2, 0.2, seed=1)
+    splits = split_indices(labels, groups, np.full(len(labels), "", dtype=object), 0.2, 0.2, seed=1)
     table = pd.DataFrame({"group": groups, "split": splits})
     used = table[table["split"] != DUPLICATE]
     assert used["group"].is_unique  # one copy per image, so no image in two splits
@@ -50,8 +50,8 @@ def test_duplicates_are_kept_once():
 
 def test_given_test_split_stays_whole():
     labels, groups = dataset(per_class=(50, 50))
-    given_test = np.zeros(len(labels), bool)
-    given_test[[0, 1, 2, 50, 51]] = True
+    given_test = np.full(len(labels), "", dtype=object)
+    given_test[[0, 1, 2, 50, 51]] = "test"
     groups[10] = groups[0]  # a train copy of a given test image
     splits = split_indices(labels, groups, given_test, 0.2, 0.5, seed=0)
     assert list(np.flatnonzero(splits == "test")) == [0, 1, 2, 50, 51]
@@ -65,12 +65,14 @@ def test_too_few_images_in_a_class():
     with pytest.raises(
         StageError, match=r"class 'c1' has 3 distinct image\(s\); splitting needs at least 7"
     ):
-        split_indices(labels, groups, np.zeros(len(labels), bool), 0.15, 0.15, seed=0)
+        split_indices(labels, groups, np.full(len(labels), "", dtype=object), 0.15, 0.15, seed=0)
 
 
 def test_summary_counts():
     labels, groups = dataset(per_class=(20, 20), duplicates=4)
-    splits = split_indices(labels, groups, np.zeros(len(labels), bool), 0.25, 0.25, seed=0)
+    splits = split_indices(
+        labels, groups, np.full(len(labels), "", dtype=object), 0.25, 0.25, seed=0
+    )
     table = pd.DataFrame({"class": labels, "split": splits, "pixel_hash": groups})
     result = summary(table)
     assert result["train"] + result["val"] + result["test"] == 36
@@ -83,8 +85,8 @@ def test_summary_counts():
 
 def test_a_class_only_in_the_given_test_split_is_an_error():
     labels, groups = dataset(per_class=(30, 30, 5))
-    given_test = np.zeros(len(labels), bool)
-    given_test[-5:] = True  # all of c2, and nothing else
+    given_test = np.full(len(labels), "", dtype=object)
+    given_test[-5:] = "test"  # all of c2, and nothing else
     with pytest.raises(StageError) as error:
         split_indices(labels, groups, given_test, 0.2, 0.2, seed=0)
     assert str(error.value) == (
@@ -99,8 +101,34 @@ def test_a_class_whose_images_all_belong_to_another_is_an_error():
     for copy in range(60, 64):
         groups[copy] = groups[copy - 60]
     with pytest.raises(StageError) as error:
-        split_indices(labels, groups, np.zeros(len(labels), bool), 0.2, 0.2, seed=0)
+        split_indices(labels, groups, np.full(len(labels), "", dtype=object), 0.2, 0.2, seed=0)
     assert str(error.value) == (
         "class 'c2' has no image of its own: all 4 are exact duplicates (same pixels after "
         "resize) of images of another class; relabel or remove them"
     )
+
+
+def test_given_val_and_test_splits_stay_whole_and_train_is_the_rest():
+    labels, groups = dataset(per_class=(40, 40))
+    given = np.full(len(labels), "train", dtype=object)
+    given[[0, 1, 40, 41]] = "val"
+    given[[2, 3, 42, 43]] = "test"
+    splits = split_indices(labels, groups, given, 0.2, 0.2, seed=0)
+    assert list(np.flatnonzero(splits == "val")) == [0, 1, 40, 41]
+    assert list(np.flatnonzero(splits == "test")) == [2, 3, 42, 43]
+    assert (splits == "train").sum() == len(labels) - 8  # nothing carved from train
+
+
+def test_a_given_val_split_without_test_carves_test_from_train():
+    labels, groups = dataset(per_class=(50, 50))
+    given = np.full(len(labels), "train", dtype=object)
+    given[[0, 50]] = "val"
+    splits = split_indices(labels, groups, given, 0.2, 0.2, seed=0)
+    assert list(np.flatnonzero(splits == "val")) == [0, 50]
+    assert (splits == "test").sum() == pytest.approx(0.2 * 98, abs=1)
+
+
+def test_one_class_is_refused_before_training():
+    labels, groups = dataset(per_class=(30,))
+    with pytest.raises(StageError, match=r"the data has 1 class \('c0'\): a classifier needs"):
+        split_indices(labels, groups, np.full(len(labels), ""), 0.2, 0.2, seed=0)

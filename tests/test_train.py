@@ -22,7 +22,12 @@ from image_classifier.model.augmentation import (
     random_transforms,
     transform,
 )
-from image_classifier.model.fitting import class_weights, configure_devices, make_dataset
+from image_classifier.model.fitting import (
+    class_weights,
+    configure_devices,
+    fit_model,
+    make_dataset,
+)
 from image_classifier.model.search import run_pairs
 from image_classifier.params import SweepParams, TrainParams, read_params
 from tests.conftest import (
@@ -45,7 +50,8 @@ TINY = {
 
 def train_args(folder):
     return ("--resized", "resized", "--split", "split.csv", "--model", "models/model.keras",
-            "--live", "plots/training", "--metrics", "metrics/train.json")  # fmt: skip
+            "--live", "plots/training", "--metrics", "metrics/train.json",
+            "--backup", "backup")  # fmt: skip
 
 
 @pytest.fixture
@@ -130,6 +136,27 @@ def test_random_augmentation_draws_from_the_ranges():
     assert all(column < 5 for _, column in turned) and len(set(turned)) > 3
 
 
+def test_the_model_returned_has_the_best_epochs_weights(tiny):
+    """A constant, too high learning rate: val macro F1 peaks at epoch 2 of 5 and then falls;
+    the model returned (and saved) scores the peak, not the last epoch."""
+    from sklearn.metrics import f1_score
+
+    raw = read_params()["train"] | {
+        "epochs": 5, "min_steps": 0, "batch_size": 8, "filters": [8, 16],
+        "lr_schedule": "constant", "learning_rate": 0.05, "early_stopping_patience": 0,
+    }  # fmt: skip
+    train, val = (
+        load_subset(tiny / "resized", tiny / "split.csv", part) for part in ("train", "val")
+    )
+    result = fit_model(
+        TrainParams.model_validate(raw), train, val, 0, configure_devices(), verbose=0
+    )
+    history = result.history["val_macro_f1"]
+    assert result.best_epoch == 1 and history[1] > history[-1]  # the setting this test needs
+    predicted = result.model.predict(val.images, verbose=0).argmax(axis=1)
+    assert f1_score(val.labels, predicted, average="macro") == pytest.approx(history[1], abs=1e-4)
+
+
 def test_class_weights_balance_the_loss():
     weights = class_weights(np.array([0] * 30 + [1] * 10), num_classes=3)
     assert weights[1] == pytest.approx(3 * weights[0])
@@ -149,6 +176,11 @@ def test_train_stage_outputs_and_reproducibility(tiny):
         first.pop(timing), second.pop(timing)
     assert first == second
     assert all(np.array_equal(a, b) for a, b in zip(first_weights, second_weights))
+    # base.seed reaches training: another seed, other weights (a hard-coded seed would not).
+    write_params(tiny, **TINY, base__seed=7)
+    run_stage("train", *train_args(tiny), cwd=tiny)
+    other = keras.models.load_model(tiny / "models/model.keras", safe_mode=True).get_weights()
+    assert not all(np.array_equal(a, b) for a, b in zip(first_weights, other))
     assert first["epochs_run"] == 2 and 1 <= first["best_epoch"] <= 2
     assert first["params"] == model.count_params() and first["flops_per_image"] > 0
     curve = (tiny / "plots/training/plots/metrics/eval/accuracy.tsv").read_text().splitlines()
@@ -178,30 +210,60 @@ def test_bad_values_stop_with_one_line(tmp_path, overrides, expected):
     assert not (tmp_path / "models").exists()
 
 
-def test_mirrored_strategy_on_two_logical_cpus(tiny):
-    """The multi-GPU path (MirroredStrategy) trained on two logical CPU devices."""
+def test_a_batch_larger_than_the_train_split_is_cut_to_it(tiny):
+    write_params(tiny, **{**TINY, "train__batch_size": 1000, "train__epochs": 1})
+    result = run_stage("train", *train_args(tiny), cwd=tiny)
+    assert ("train: warning: train.batch_size = 1000 is more than the 48 training images: "
+            "batches of 48 instead") in result.stderr  # fmt: skip
+    assert json.loads((tiny / "metrics/train.json").read_text())["epochs_run"] == 1
+
+
+def test_weights_that_are_not_the_backbones_are_one_line(tmp_path):
+    make_resized_dataset(tmp_path)
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "vgg16.h5").write_text("a text file, not weights")
+    write_params(tmp_path, train__model="vgg16", train__weights="weights/vgg16.h5")
+    result = run_stage("train", *train_args(tmp_path), cwd=tmp_path, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            "train: error: params.yaml: train.weights = 'weights/vgg16.h5' cannot be loaded into vgg16 ("
+        )
+    )
+    assert not (tmp_path / "models").exists()
+
+
+def test_several_accelerators_train_under_mirrored_strategy(tiny):
+    """configure_devices' own choice for several devices, trained on two logical CPUs (what
+    it does with GPUs), with mixed precision and XLA then switched back off for the CPU."""
     script = textwrap.dedent(
         """
-        import tensorflow as tf
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         import dataclasses
         from pathlib import Path
+        import keras, tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         from image_classifier.data.dataset import load_subset
-        from image_classifier.params import TrainParams, read_params
         from image_classifier.model.fitting import configure_devices, fit_model
+        from image_classifier.params import TrainParams, read_params
+        devices = configure_devices(tf.config.list_logical_devices("CPU"))
+        print("chose", type(devices.strategy).__name__, devices.strategy.num_replicas_in_sync,
+              devices.mixed_precision, devices.jit_compile)
+        keras.mixed_precision.set_global_policy("float32")
+        cpu_only = dataclasses.replace(devices, mixed_precision=False, jit_compile=False)
         params = TrainParams.from_params(read_params())
-        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-        devices = dataclasses.replace(configure_devices(), strategy=strategy)
         train = load_subset(Path("resized"), Path("split.csv"), "train")
         val = load_subset(Path("resized"), Path("split.csv"), "val")
-        result = fit_model(params, train, val, 0, devices, verbose=0)
-        print("replicas", strategy.num_replicas_in_sync, "epochs", len(result.history["loss"]))
+        result = fit_model(params, train, val, 0, cpu_only, verbose=0)
+        print("epochs", len(result.history["loss"]))
         """
     )
     write_params(tiny, **TINY)
     result = run([sys.executable, "-c", script], tiny)
-    assert "replicas 2 epochs 2" in result.stdout
+    assert "chose MirroredStrategy 2 True True" in result.stdout
+    assert "epochs 2" in result.stdout
 
 
 def test_imagenet_weights_offline_is_one_line(tmp_path):
@@ -234,12 +296,14 @@ def test_a_killed_train_leaves_the_previous_curves_whole(tiny):
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     try:
-        # Kill it once it has logged an epoch (a row after the header), wherever; tiny
-        # epochs are fast, so by the next look there may be several.
-        deadline = time.monotonic() + 120
+        # Kill it once this run has logged an epoch into its own temporary curves, or as
+        # soon as the previous curves change (what the test exists to catch).
+        deadline = time.monotonic() + 300
         while time.monotonic() < deadline and process.poll() is None:
-            tables = (tiny / "plots").rglob("eval/accuracy.tsv")
+            tables = tiny.glob("plots/.training.*.tmp/plots/metrics/eval/accuracy.tsv")
             if any(len(table.read_text().splitlines()) >= 2 for table in tables):
+                break
+            if tree_digest(curves) != before:
                 break
             time.sleep(0.1)
         assert process.poll() is None, "train ended before it could be killed"
@@ -247,6 +311,58 @@ def test_a_killed_train_leaves_the_previous_curves_whole(tiny):
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
     assert tree_digest(curves) == before
+
+
+def start_and_kill_after(folder, epochs_done: int) -> None:
+    """Run the train stage and SIGKILL it once its backup holds `epochs_done` epochs."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stages.train", *train_args(folder)], cwd=folder, env=stage_env(),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and process.poll() is None:
+            states = [json.loads(p.read_text()) for p in folder.glob("backup/*/state.json")]
+            if any(state["epochs_done"] >= epochs_done for state in states):
+                break
+            time.sleep(0.05)
+        assert process.poll() is None, "train ended before it could be killed"
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def test_a_killed_train_resumes_and_ends_with_the_same_model(tiny):
+    write_params(tiny, **{**TINY, "train__epochs": 16, "train__early_stopping_patience": 0})
+    run_stage("train", *train_args(tiny), cwd=tiny)
+    reference = keras.models.load_model(tiny / "models/model.keras").get_weights()
+    curves = (tiny / "plots/training/plots/metrics/eval/loss.tsv").read_text()
+    summary = json.loads((tiny / "metrics/train.json").read_text())
+    assert not (tiny / "backup").exists()  # removed when training finished
+
+    start_and_kill_after(tiny, epochs_done=3)
+    [state] = [json.loads(p.read_text()) for p in tiny.glob("backup/*/state.json")]
+    result = run_stage("train", *train_args(tiny), cwd=tiny)
+    assert f"train: resuming from epoch {state['epochs_done'] + 1}" in result.stderr
+    resumed = keras.models.load_model(tiny / "models/model.keras").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(reference, resumed))  # bit for bit
+    assert (tiny / "plots/training/plots/metrics/eval/loss.tsv").read_text() == curves
+    again = json.loads((tiny / "metrics/train.json").read_text())
+    assert {k: v for k, v in again.items() if k not in ("seconds", "images_per_second")} == {
+        k: v for k, v in summary.items() if k not in ("seconds", "images_per_second")
+    }
+    assert not (tiny / "backup").exists()
+
+
+def test_other_params_never_resume_a_backup(tiny):
+    write_params(tiny, **{**TINY, "train__epochs": 16, "train__early_stopping_patience": 0})
+    start_and_kill_after(tiny, epochs_done=2)
+    assert list(tiny.glob("backup/*/state.json"))
+    write_params(tiny, **{**TINY, "train__epochs": 3, "train__learning_rate": 0.01})
+    result = run_stage("train", *train_args(tiny), cwd=tiny)
+    assert "resuming" not in result.stderr
+    assert json.loads((tiny / "metrics/train.json").read_text())["epochs_run"] == 3
+    assert not (tiny / "backup").exists()  # the other run's backup is gone with this one's
 
 
 def test_the_sweep_clears_each_pairs_model_from_memory(tiny):

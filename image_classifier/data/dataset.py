@@ -29,11 +29,15 @@ def class_names(labels: pd.Series) -> list[str]:
     return sorted(labels.unique())
 
 
-def split_labels(split_file: Path, split: str, names: list[str]) -> np.ndarray:
-    """The class indices of one split, from the split CSV alone (no images read)."""
-    table = read_csv(split_file, ("class", "split"))
-    chosen = table.loc[table["split"] == split, "class"]
-    return chosen.map({name: i for i, name in enumerate(names)}).to_numpy(np.int32)
+def fitting_batch_size(key: str, batch_size: int, images: int) -> tuple[int, str]:
+    """The batch size to train with: at most the number of training images (a larger batch
+    only repeats them, at a memory cost that grows with it), and a warning when cut."""
+    if batch_size <= images:
+        return batch_size, ""
+    return images, (
+        f"{key} = {batch_size} is more than the {images} training images: batches of "
+        f"{images} instead"
+    )
 
 
 def image_size(resized: Path) -> int:

@@ -1,10 +1,14 @@
 """Decoding real-world image files into size x size RGB uint8 arrays, or a reason to reject them."""
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+# resize.max_megapixels (and a model card's) decides what is too large, checked from the
+# header before anything is decoded; Pillow's own limit (about 179 megapixels) would
+# otherwise refuse what the param allows, with a message that does not name it.
+Image.MAX_IMAGE_PIXELS = None
 
 SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
 TRANSPARENT_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
@@ -62,26 +66,21 @@ def load_image(path: Path, size: int, fit: str, max_pixels: int) -> np.ndarray:
     if path.stat().st_size == 0:
         raise RejectedImage("empty", "the file has 0 bytes")
     try:
-        with warnings.catch_warnings():
-            # Our own max_pixels check below replaces Pillow's bomb warning.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                width, height = image.size
-                if width * height > max_pixels:
-                    raise RejectedImage(
-                        "too_large",
-                        f"{width}x{height} pixels is over resize.max_megapixels",
-                    )
-                # JPEG draft: decode at 1/2, 1/4 or 1/8 scale when that still covers `size`.
-                image.draft("RGB", (size, size))
-                image.load()
-                return resize_image(image, size, fit)
+        with Image.open(path) as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise RejectedImage(
+                    "too_large",
+                    f"{width}x{height} pixels is over resize.max_megapixels ({max_pixels / 1e6:g})",
+                )
+            # JPEG draft: decode at 1/2, 1/4 or 1/8 scale when that still covers `size`.
+            image.draft("RGB", (size, size))
+            image.load()
+            return resize_image(image, size, fit)
     except RejectedImage:
         raise
     except UnidentifiedImageError:
         raise RejectedImage("not_an_image", "not a format Pillow can read") from None
-    except Image.DecompressionBombError as error:
-        raise RejectedImage("too_large", str(error).split(".")[0]) from None
     except OSError as error:
         if "truncated" in str(error) or "broken data stream" in str(error):
             raise RejectedImage("truncated", str(error)) from None

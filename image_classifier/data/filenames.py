@@ -3,6 +3,7 @@
 from pathlib import Path
 
 MANIFEST_FILE = "manifest.csv"  # in data/raw: path, class and given split of every file
+SKIPPED_FILE = "skipped.csv"  # in data/raw: source files not used (no class, links), and why
 IMAGES_FILE = "images.npy"  # in data/resized: (N, size, size, 3) uint8
 INDEX_FILE = "index.csv"  # in data/resized: one row per image of images.npy
 REJECTED_FILE = "rejected.csv"  # in data/resized: files that could not be used, and why

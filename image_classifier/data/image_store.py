@@ -7,6 +7,7 @@ rejected.csv  every file that could not be used, with the reason
 
 import csv
 import hashlib
+import math
 import multiprocessing
 import os
 from collections import Counter
@@ -20,7 +21,13 @@ import pandas as pd
 from image_classifier.atomic import write_csv
 from image_classifier.console import StageError, progress
 from image_classifier.data.decode import RejectedImage, load_image
-from image_classifier.data.filenames import IMAGES_FILE, INDEX_FILE, MANIFEST_FILE, REJECTED_FILE
+from image_classifier.data.filenames import (
+    IMAGES_FILE,
+    INDEX_FILE,
+    MANIFEST_FILE,
+    REJECTED_FILE,
+    SKIPPED_FILE,
+)
 from image_classifier.params import ResizeParams
 
 INDEX_COLUMNS = ("path", "class", "split", "pixel_hash")
@@ -41,6 +48,15 @@ def read_manifest(raw: Path) -> list[dict[str, str]]:
             return list(csv.DictReader(manifest))
     except FileNotFoundError:
         raise StageError(f"{raw / MANIFEST_FILE} not found: run the download stage first") from None
+
+
+def read_skipped(raw: Path) -> list[dict[str, str]]:
+    """Source files download did not copy (not in a class folder, links not followed)."""
+    try:
+        with (raw / SKIPPED_FILE).open(newline="") as skipped:
+            return list(csv.DictReader(skipped))
+    except FileNotFoundError:  # Animal-MNIST, or data/raw from before the file existed
+        return []
 
 
 def pixel_hash(image: np.ndarray) -> str:
@@ -64,8 +80,13 @@ def available_cores() -> int:
     return os.cpu_count() or 1
 
 
-def worker_count(requested: int) -> int:
-    return requested or available_cores()
+CHUNK = 32  # files a worker decodes per task
+
+
+def worker_count(requested: int, files: int = 10**9) -> int:
+    """resize.workers (0: every core), but no more than there are chunks of files to share:
+    each worker process costs a start-up, and more of them than tasks only waits."""
+    return max(1, min(requested or available_cores(), math.ceil(files / CHUNK)))
 
 
 def resize_all(
@@ -84,8 +105,9 @@ def resize_all(
     paths = [raw / row["path"] for row in rows]
     # spawn, the one start method every OS has (macOS has no safe fork): workers import
     # only image_classifier.data.decode and Pillow, so starting them costs well under a second.
-    with multiprocessing.get_context("spawn").Pool(worker_count(params.workers)) as pool:
-        outcomes = pool.imap(work, paths, chunksize=32)
+    workers = worker_count(params.workers, len(paths))
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        outcomes = pool.imap(work, paths, chunksize=CHUNK)
         for row, outcome in zip(
             rows, progress(outcomes, "resize", len(rows), "image"), strict=True
         ):

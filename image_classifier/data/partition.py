@@ -22,10 +22,13 @@ def minimum_per_class(fractions: list[float]) -> int:
     return math.ceil(1 / min(fractions) - 1e-9)
 
 
+GIVEN_ORDER = {"test": 0, "val": 1, "train": 2, "": 2}  # which copy of a duplicate is kept
+
+
 def split_indices(
     labels: np.ndarray,
     groups: np.ndarray,
-    given_test: np.ndarray,
+    given: np.ndarray,
     val_fraction: float,
     test_fraction: float,
     seed: int,
@@ -33,52 +36,72 @@ def split_indices(
     """Assign every row to train, val, test or duplicate.
 
     labels: class of each row; groups: rows with equal group are copies of one image;
-    given_test: rows the source itself put in its test split (all False when it had none).
-    Without a given test split, the fractions are of all distinct images; with one,
-    test_fraction is unused and val_fraction is the share of the given train part.
+    given: the split the source itself put each row in ("train", "val", "test"; "" when it
+    came unsplit). A given val or test split is kept whole. What is not given is carved,
+    stratified, from the rest: without any given split the fractions are of all distinct
+    images; otherwise a fraction is the share of the given train part.
     """
-    labels, groups, given_test = map(np.asarray, (labels, groups, given_test))
-    frame = pd.DataFrame({"label": labels, "group": groups, "test": given_test})
-    # One representative per group, a given-test copy first so a given test split stays whole.
-    order = frame.sort_values("test", ascending=False, kind="stable")
+    labels, groups, given = map(np.asarray, (labels, groups, given))
+    frame = pd.DataFrame({"label": labels, "group": groups, "given": given})
+    check_classes(frame["label"])
+    # One representative per group, a given-test copy first (then val): given splits stay whole.
+    order = frame.assign(rank=frame["given"].map(GIVEN_ORDER)).sort_values("rank", kind="stable")
     representatives = order.drop_duplicates("group").sort_index()
     assignment = np.full(len(frame), DUPLICATE, dtype=object)
 
-    has_given_test = bool(given_test.any())
-    pool = representatives[~representatives["test"]] if has_given_test else representatives
-    val_share = val_fraction if has_given_test else val_fraction / (1 - test_fraction)
-    fractions = [val_share] if has_given_test else [val_fraction, test_fraction]
-    _check_class_sizes(frame, pool["label"], minimum_per_class(fractions))
-
-    if has_given_test:
-        assignment[representatives.index[representatives["test"]]] = "test"
+    has = {split: bool((given == split).any()) for split in ("val", "test")}
+    pool = representatives[representatives["given"].isin(["", "train"])]
+    for split in ("val", "test"):
+        if has[split]:
+            assignment[representatives.index[representatives["given"] == split]] = split
+    if not any(has.values()):
+        val_share, test_share = val_fraction / (1 - test_fraction), test_fraction
+        fractions = [val_fraction, test_fraction]
     else:
+        val_share, test_share = val_fraction, test_fraction
+        fractions = [share for split, share in (("val", val_share), ("test", test_share))
+                     if not has[split]]  # fmt: skip
+    _check_class_sizes(frame, pool["label"], minimum_per_class(fractions) if fractions else 1)
+
+    if not has["test"]:
         pool, test = train_test_split(
-            pool, test_size=test_fraction, stratify=pool["label"], random_state=seed
+            pool, test_size=test_share, stratify=pool["label"], random_state=seed
         )
         assignment[test.index] = "test"
-    train, val = train_test_split(
-        pool, test_size=val_share, stratify=pool["label"], random_state=seed
-    )
-    assignment[train.index] = "train"
-    assignment[val.index] = "val"
+    if not has["val"]:
+        pool, val = train_test_split(
+            pool, test_size=val_share, stratify=pool["label"], random_state=seed
+        )
+        assignment[val.index] = "val"
+    assignment[pool.index] = "train"
     return assignment
+
+
+def check_classes(labels: pd.Series) -> None:
+    """A classifier needs two classes; one is a folder layout gone wrong more often than not."""
+    names = sorted(labels.unique())
+    if len(names) < 2:
+        raise StageError(
+            f"the data has {len(names)} class ({', '.join(map(repr, names))}): a classifier needs "
+            "at least two class folders (<class>/<image>)"
+        )
 
 
 def _check_class_sizes(frame: pd.DataFrame, pool: pd.Series, needed: int) -> None:
     """Every class must have `needed` distinct images left to split into train (and val, test).
 
-    A class can have none at all: all of its images in a given test split, or all exact
-    duplicates of another class's images (whose label the kept copy carries).
+    A class can have none at all: all of its images in a given val or test split, or all
+    exact duplicates of another class's images (whose label the kept copy carries).
     """
     counts = pool.value_counts().reindex(sorted(frame["label"].unique()), fill_value=0)
     for name, count in counts.items():
         if count >= needed:
             continue
         rows = frame[frame["label"] == name]
-        if count == 0 and rows["test"].all():
+        if count == 0 and rows["given"].isin(["val", "test"]).all():
+            where = "/".join(sorted(rows["given"].unique()))
             raise StageError(
-                f"class {name!r} appears only in the given test split ({len(rows)} images), "
+                f"class {name!r} appears only in the given {where} split ({len(rows)} images), "
                 "so it would never be trained on: add train/<class> images of it or remove it"
             )
         if count == 0:
@@ -120,7 +143,7 @@ def assign_splits(index: pd.DataFrame, val_fraction: float, test_fraction: float
     table["split"] = split_indices(
         table["class"].to_numpy(),
         table["pixel_hash"].to_numpy(),
-        (table["split"] == "test").to_numpy(),
+        table["split"].to_numpy(),
         val_fraction,
         test_fraction,
         seed,

@@ -3,7 +3,7 @@
 Sources (params `data.source`):
   animal-mnist  the 10,000 silhouettes shipped inside the PyPI package animal-mnist (offline)
   kaggle        a Kaggle dataset through Kaggle's client kagglehub (Animals-10 by default)
-  folder        a local tree <class>/<image> or train|test/<class>/<image>
+  folder        a local tree <class>/<image> or train|val|test/<class>/<image>
 
 Besides the class folders, data/raw/manifest.csv lists every file with its class, its given
 split (train or test) when the source came already split, which `split` keeps, and the
@@ -12,6 +12,8 @@ source it came from (for Kaggle, the exact version that was downloaded).
 
 import contextlib
 import csv
+import hashlib
+import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -23,7 +25,7 @@ import numpy as np
 
 from image_classifier.console import StageError, progress
 from image_classifier.data.archives import extract_archive_replacing
-from image_classifier.data.filenames import MANIFEST_FILE, is_image_name
+from image_classifier.data.filenames import MANIFEST_FILE, SKIPPED_FILE, is_image_name
 from image_classifier.params import DataParams
 
 # Labels 0-9 of Animal-MNIST, checked by eye against the images.
@@ -44,16 +46,35 @@ ITALIAN_CLASS_NAMES = {
     "ragno": "spider",
     "scoiattolo": "squirrel",
 }
-GIVEN_SPLITS = ("train", "test")
+# Split folder names a photo tree may come with, and the split each means.
+SPLIT_FOLDERS = {
+    "train": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+}
+SPLITS_IN_ORDER = ("train", "val", "test")
 IGNORED_NAMES = frozenset({"__MACOSX", "Thumbs.db", "desktop.ini"})
+MAX_NAME_BYTES = 200  # file systems allow 255 bytes a name; a flattened name can be longer
+LAYOUTS = "<class>/<image>, or train/<class>/<image> + test/<class>/<image> (val/ optional)"
 
 
 @dataclass(frozen=True)
 class SourceFile:
     path: Path  # where the file is now
     label: str  # class name
-    split: str  # "train" or "test" when the source came split, else ""
+    split: str  # "train", "val" or "test" when the source came split, else ""
     name: str  # file name inside data/raw/<class>/
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file of the source that is not used, and why (reported in data/resized/rejected.csv)."""
+
+    path: str  # relative to the source folder
+    reason: str
+    detail: str
 
 
 def visible(path: Path) -> bool:
@@ -75,47 +96,150 @@ def dataset_root(root: Path) -> Path:
             return root
 
 
-def files_under(folder: Path) -> Iterator[Path]:
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder)
-        if (
-            path.is_file()
-            and not path.is_symlink()
-            and all(visible(Path(p)) for p in relative.parts)
-        ):
-            yield path
+def dvc_cache_folders() -> list[Path]:
+    """The DVC cache of the repository the stage runs in: where `dvc add` with cache.type
+    symlink points a tracked photo folder's files."""
+    try:
+        from dvc.repo import Repo
+
+        with Repo(".") as repo:
+            return [Path(repo.cache.local.path).resolve().parent.parent]
+    except Exception:  # not in a DVC repository, or no local cache: no such links to follow
+        return []
+
+
+class Walk:
+    """The files of a source folder, hidden ones left out, in a fixed order. Symlinks are
+    followed into the folder itself and into DVC's cache; links elsewhere, broken links and
+    links back to a folder already read are skipped, with the reason."""
+
+    def __init__(self, top: Path) -> None:
+        self.top = top
+        self.allowed = [top.resolve(), *dvc_cache_folders()]
+        self.skipped: list[Skipped] = []
+        self.folders_read: set[Path] = set()
+
+    def skip(self, path: Path, reason: str, detail: str) -> None:
+        self.skipped.append(Skipped(path.relative_to(self.top).as_posix(), reason, detail))
+
+    def usable(self, path: Path) -> bool:
+        """False (and recorded) for a link that must not be followed."""
+        if not path.is_symlink():
+            return True
+        target = Path(os.path.realpath(path))
+        if not any(target.is_relative_to(root) for root in self.allowed):
+            self.skip(path, "link_outside", f"links to {target}, outside {self.top}")
+            return False
+        if not target.exists():
+            self.skip(path, "broken_link", f"links to {target}, which does not exist")
+            return False
+        return True
+
+    def children(self, folder: Path) -> list[Path]:
+        try:
+            return [child for child in visible_children(folder) if self.usable(child)]
+        except OSError as error:
+            self.skip(folder, "unreadable", error.strerror or str(error))
+            return []
+
+    def files(self, folder: Path) -> Iterator[Path]:
+        real = Path(os.path.realpath(folder))
+        if real in self.folders_read:
+            self.skip(folder, "link_loop", f"{real} is read already")
+            return
+        self.folders_read.add(real)
+        for child in self.children(folder):
+            if child.is_dir():
+                yield from self.files(child)
+            elif child.is_file():
+                yield child
+
+
+def flat_name(parts: tuple[str, ...], prefix: str) -> str:
+    """A file's path inside its class folder as one name (sub/folder/x.jpg -> sub__folder__x.jpg);
+    one too long for a file system is shortened, with a hash of the whole path kept unique."""
+    name = prefix + "__".join(parts)
+    if len(name.encode()) <= MAX_NAME_BYTES:
+        return name
+    digest = hashlib.blake2b(name.encode(), digest_size=8).hexdigest()
+    stem, suffix = Path(parts[-1]).stem, Path(parts[-1]).suffix[:16]
+    keep = MAX_NAME_BYTES - len(digest) - len(suffix) - 2
+    return f"{digest}__{stem.encode()[:keep].decode(errors='ignore')}{suffix}"
+
+
+def split_folders(root: Path, folders: list[Path]) -> dict[str, Path]:
+    """The given split folders of a tree (train/, val/, test/), or {} for a <class>/ tree;
+    a tree that mixes them with other folders, or names a split twice, is refused."""
+    given = [folder for folder in folders if folder.name.lower() in SPLIT_FOLDERS]
+    if not given:
+        return {}
+    others = [folder.name for folder in folders if folder not in given]
+    if others:
+        raise StageError(
+            f"{root} mixes split folders ({', '.join(f.name for f in given)}) with other "
+            f"folders ({', '.join(others)}): expected {LAYOUTS}"
+        )
+    splits: dict[str, Path] = {}
+    for folder in given:
+        split = SPLIT_FOLDERS[folder.name.lower()]
+        if split in splits:
+            raise StageError(
+                f"{root} names the {split} split twice ({splits[split].name} and {folder.name})"
+            )
+        splits[split] = folder
+    if "train" not in splits:
+        raise StageError(
+            f"{root} has {', '.join(sorted(splits))}/ but no train/: expected {LAYOUTS}"
+        )
+    return {split: splits[split] for split in SPLITS_IN_ORDER if split in splits}
 
 
 def find_source_files(
-    root: Path, class_names: dict[str, str] | None = None, max_per_class: int = 0
-) -> list[SourceFile]:
-    """Every file of a `<class>/<image>` or `train|test/<class>/<image>` tree, in a fixed order."""
-    root = dataset_root(root)
-    folders = {child.name: child for child in visible_children(root) if child.is_dir()}
-    if set(folders) == set(GIVEN_SPLITS):
-        groups = [(split, folders[split]) for split in GIVEN_SPLITS]
-    else:
-        groups = [("", root)]
+    root: Path,
+    class_names: dict[str, str] | None = None,
+    max_per_class: int = 0,
+    step_into_wrappers: bool = True,
+) -> tuple[list[SourceFile], list[Skipped]]:
+    """Every file of a <class>/<image> or train|val|test/<class>/<image> tree, in a fixed
+    order, and the files that are not used (not in a class folder, links not followed).
+
+    A downloaded archive often wraps the tree in a folder (Animals-10's raw-img), which
+    `step_into_wrappers` steps through; a folder the user names is read as it is, since a
+    lone folder there is as likely one class as a wrapper."""
+    top = root
+    if step_into_wrappers:
+        root = dataset_root(root)
+    walk = Walk(top)
+    children = walk.children(root)
+    folders = [child for child in children if child.is_dir()]
+    splits = split_folders(root, folders)
+    loose = [child for child in children if child.is_file() and is_image_name(child)]
+    if not splits and len(folders) == 1 and not loose:
+        raise StageError(
+            f"{root} holds one folder ({folders[0].name}) and no photos: expected one folder "
+            f"per class ({LAYOUTS}), at least two classes; if {folders[0].name}/ holds the "
+            "class folders, point data.folder at it"
+        )
     files = []
-    for split, split_folder in groups:
-        class_folders = [child for child in visible_children(split_folder) if child.is_dir()]
+    for split, split_folder in splits.items() or [("", root)]:
+        entries = children if split_folder == root else walk.children(split_folder)
+        class_folders = [entry for entry in entries if entry.is_dir()]
+        for photo in (entry for entry in entries if entry.is_file() and is_image_name(entry)):
+            walk.skip(photo, "no_class", f"not inside a class folder of {split_folder}")
         if not class_folders:
-            raise StageError(
-                f"{split_folder} has no class folders: expected <class>/<image> "
-                "or train|test/<class>/<image>"
-            )
+            raise StageError(f"{split_folder} has no class folders: expected {LAYOUTS}")
         for class_folder in class_folders:
             label = (class_names or {}).get(class_folder.name, class_folder.name)
-            paths = list(files_under(class_folder))
+            paths = list(walk.files(class_folder))
             if not any(is_image_name(path) for path in paths):
                 raise StageError(f"class folder {class_folder} holds no images")
             if max_per_class:
                 paths = paths[:max_per_class]
             prefix = f"{split}__" if split else ""
             for path in paths:
-                name = prefix + "__".join(path.relative_to(class_folder).parts)
+                name = flat_name(path.relative_to(class_folder).parts, prefix)
                 files.append(SourceFile(path, label, split, name))
-    return files
+    return files, walk.skipped
 
 
 def write_manifest(rows: list[tuple[str, str, str]], target: Path, source: str) -> None:
@@ -125,7 +249,16 @@ def write_manifest(rows: list[tuple[str, str, str]], target: Path, source: str) 
         writer.writerows((*row, source) for row in rows)
 
 
-def copy_into(files: list[SourceFile], target: Path, source: str) -> None:
+def write_skipped(skipped: list[Skipped], target: Path) -> None:
+    with (target / SKIPPED_FILE).open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["path", "reason", "detail"])
+        writer.writerows((item.path, item.reason, item.detail) for item in skipped)
+
+
+def copy_into(
+    files: list[SourceFile], target: Path, source: str, skipped: list[Skipped] = ()
+) -> None:
     rows, seen = [], set()
     for file in progress(files, "copy images", unit="file"):
         relative = f"{file.label}/{file.name}"
@@ -133,9 +266,10 @@ def copy_into(files: list[SourceFile], target: Path, source: str) -> None:
             raise StageError(f"two source files would both become data/raw/{relative}")
         seen.add(relative)
         (target / file.label).mkdir(exist_ok=True)
-        shutil.copyfile(file.path, target / relative)
+        shutil.copyfile(file.path, target / relative)  # a followed link: its target's bytes
         rows.append((relative, file.label, file.split))
     write_manifest(rows, target, source)
+    write_skipped(list(skipped), target)
 
 
 def write_animal_mnist(target: Path, max_per_class: int) -> None:
@@ -151,6 +285,7 @@ def write_animal_mnist(target: Path, max_per_class: int) -> None:
     for relative, _, _, index in progress(rows, "write Animal-MNIST", unit="image"):
         Image.fromarray(images[index]).save(target / relative)
     write_manifest([row[:3] for row in rows], target, "animal-mnist")
+    write_skipped([], target)
 
 
 @contextlib.contextmanager
@@ -231,5 +366,8 @@ def download(data: DataParams, target: Path) -> str:
     else:
         root, class_names = data.folder_path, None
         source = f"folder:{data.folder}"
-    copy_into(find_source_files(root, class_names, data.max_images_per_class), target, source)
+    files, skipped = find_source_files(
+        root, class_names, data.max_images_per_class, step_into_wrappers=data.source == "kaggle"
+    )
+    copy_into(files, target, source, skipped)
     return source

@@ -6,6 +6,7 @@ it runs in the input pipeline (model/fitting.py), so a saved model is exactly wh
 evaluate and gradcam use.
 """
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,15 +51,28 @@ def check_input_size(model: str, size: int) -> None:
         )
 
 
-def classifier_head(features, num_classes: int, dropout: float):
-    features = layers.GlobalAveragePooling2D(name="pool")(features)
-    features = layers.Dropout(dropout, name="head_dropout")(features)
+def classifier_head(features, num_classes: int, dropout: float, pooling: str = "average"):
+    """Pooled features -> Dropout -> float32 logits.
+
+    average: the mean of each feature map (where a feature is does not count); average_max:
+    also its maximum (a small patch that lights up is not averaged away); grid: also the mean
+    of each quarter of the map (where a feature is counts, as on photos framed alike).
+    """
+    pooled = [layers.GlobalAveragePooling2D(name="pool")(features)]
+    if pooling == "average_max":
+        pooled.append(layers.GlobalMaxPooling2D(name="max_pool")(features))
+    elif pooling == "grid":
+        side = max(1, features.shape[1] // 2)
+        quarters = layers.AveragePooling2D(side, name="grid_pool")(features)
+        pooled.append(layers.Flatten(name="grid_flat")(quarters))
+    x = pooled[0] if len(pooled) == 1 else layers.Concatenate(name="pooled")(pooled)
+    x = layers.Dropout(dropout, name="head_dropout")(x)
     # float32 logits even under mixed precision: softmax/loss in float16 lose accuracy.
-    return layers.Dense(num_classes, dtype="float32", name="logits")(features)
+    return layers.Dense(num_classes, dtype="float32", name="logits")(x)
 
 
 def separable_cnn(
-    size: int, num_classes: int, filters: list[int], dropout: float, l2: float
+    size: int, num_classes: int, filters: list[int], dropout: float, l2: float, pooling: str
 ) -> keras.Model:
     """A compact CNN built for speed.
 
@@ -93,11 +107,13 @@ def separable_cnn(
             # validation is not judged with stale ones early in a short training.
             x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
             x = layers.ReLU(name=f"{name}_relu")(x)
-    return keras.Model(inputs, classifier_head(x, num_classes, dropout), name="separable_cnn")
+    return keras.Model(
+        inputs, classifier_head(x, num_classes, dropout, pooling), name="separable_cnn"
+    )
 
 
 def transfer_model(
-    name: str, size: int, num_classes: int, weights: str, dropout: float
+    name: str, size: int, num_classes: int, weights: str, dropout: float, pooling: str
 ) -> keras.Model:
     """A keras.applications backbone, frozen, under a new head.
 
@@ -112,15 +128,22 @@ def transfer_model(
             include_top=False, weights=None if weights == "none" else weights, input_tensor=x
         )
     except Exception as error:  # keras.utils.get_file raises a bare Exception when offline
-        if weights != "imagenet":
-            raise
+        if weights != "imagenet":  # a local file that is not this backbone's weights
+            detail = f"{type(error).__name__}: {error}".splitlines()[0][:160]
+            raise StageError(
+                f"params.yaml: train.weights = {weights!r} cannot be loaded into {name} "
+                f"({detail}): it must be {name}'s weights saved without its top "
+                "(include_top=False), as an .h5 file"
+            ) from None
         reason = str(error).splitlines()[0].split(" -- ")[-1]
         raise StageError(
             f"cannot download the ImageNet weights of {name} ({reason}): check the network, "
             "or set train.weights to a local weights file, or to none to train from scratch"
         ) from None
     base.trainable = False
-    model = keras.Model(inputs, classifier_head(base.output, num_classes, dropout), name=name)
+    model = keras.Model(
+        inputs, classifier_head(base.output, num_classes, dropout, pooling), name=name
+    )
     model.base_layer_names = [layer.name for layer in base.layers]
     return model
 
@@ -134,18 +157,28 @@ def build_model(
     dropout: float = 0.2,
     l2: float = 0.0,
     weights: str = "none",
+    pooling: str = "average",
 ) -> keras.Model:
     check_input_size(architecture, size)
     if architecture == "separable_cnn":
-        return separable_cnn(size, num_classes, list(filters), dropout, l2)
-    return transfer_model(architecture, size, num_classes, weights, dropout)
+        return separable_cnn(size, num_classes, list(filters), dropout, l2, pooling)
+    return transfer_model(architecture, size, num_classes, weights, dropout, pooling)
 
 
 def load_trained_model(path: Path) -> keras.Model:
     """A model the pipeline wrote, loaded in safe mode (no arbitrary code from the file)."""
     if not Path(path).is_file():
         raise StageError(f"{path} not found: run `dvc repro train` (or `dvc pull`) first")
-    return keras.models.load_model(path, safe_mode=True, compile=False)
+    if not zipfile.is_zipfile(path):  # Keras would say "File not found" of a text file
+        raise StageError(f"{path} is not a Keras model file (a .keras file is a zip archive)")
+    try:
+        return keras.models.load_model(path, safe_mode=True, compile=False)
+    except Exception as error:  # a damaged or foreign .keras file: anything can be raised
+        detail = f"{type(error).__name__}: {error}".splitlines()[0][:200]
+        raise StageError(
+            f"{path} cannot be loaded as a model this pipeline wrote ({detail}): fetch it again "
+            "(`dvc repro train`, `dvc pull` or `dvc artifacts get`)"
+        ) from None
 
 
 def unfreeze_top(model: keras.Model, count: int) -> list[str]:

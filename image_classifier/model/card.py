@@ -31,6 +31,16 @@ class ModelCard(BaseModel):
         return int(self.max_megapixels * 1e6)
 
 
+def make_card(**fields) -> ModelCard:
+    """A card, checked: a value it cannot hold is a one-line error, not a traceback."""
+    try:
+        return ModelCard(**fields)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(map(str, first["loc"]))
+        raise StageError(f"the model card cannot be written: {where}: {first['msg']}") from None
+
+
 def card_path(model_path: Path) -> Path:
     """models/model.keras -> models/model.json."""
     return Path(model_path).with_suffix(".json")

@@ -18,6 +18,7 @@ from image_classifier.data.dataset import Subset
 from image_classifier.model.architectures import build_model, count_flops, unfreeze_top
 from image_classifier.model.augmentation import Augmentation, augment
 from image_classifier.model.metrics import BalancedAccuracy, MacroF1
+from image_classifier.model.resume import Backup, RestoreState, SaveState
 from image_classifier.params import MONITORS, VAL_SCORES, TrainParams
 
 
@@ -35,17 +36,24 @@ class Devices:
         return f"{where}, mixed precision {precision}, XLA {xla}"
 
 
-def configure_devices() -> Devices:
+def configure_devices(accelerators: list | None = None) -> Devices:
     """Mixed precision and XLA where they pay (GPUs); one replica per GPU when there are several.
 
     On a CPU both are off: float16 is emulated there, and XLA made a step here several
-    times slower.
+    times slower. `accelerators` are the logical devices to train on, by default every GPU
+    TensorFlow sees.
     """
-    gpus = len(tf.config.list_physical_devices("GPU"))
-    keras.mixed_precision.set_global_policy("mixed_float16" if gpus else "float32")
+    if accelerators is None:
+        accelerators = tf.config.list_logical_devices("GPU")
+    count = len(accelerators)
+    keras.mixed_precision.set_global_policy("mixed_float16" if count else "float32")
     # MultiWorkerMirroredStrategy fails with model.fit in Keras 3 (keras#20585); Mirrored works.
-    strategy = tf.distribute.MirroredStrategy() if gpus > 1 else tf.distribute.get_strategy()
-    return Devices(gpus, mixed_precision=bool(gpus), jit_compile=bool(gpus), strategy=strategy)
+    strategy = (
+        tf.distribute.MirroredStrategy([device.name for device in accelerators])
+        if count > 1
+        else tf.distribute.get_strategy()
+    )
+    return Devices(count, mixed_precision=bool(count), jit_compile=bool(count), strategy=strategy)
 
 
 def seed_everything(seed: int) -> None:
@@ -60,6 +68,7 @@ def make_dataset(
     shuffle_seed: int | None = None,
     augmentation: Augmentation | None = None,
     repeat: bool = False,
+    skip_batches: int = 0,
 ) -> tf.data.Dataset:
     """uint8 images in memory -> (shuffled, augmented) batches, prepared ahead of the step.
 
@@ -69,6 +78,8 @@ def make_dataset(
     for Animals-10). Batches stay uint8 until augmentation (or the model) turns them into
     floats, and are prepared on every core in parallel with training. Each batch's
     augmentation has its own seed, drawn from `shuffle_seed` and new every epoch.
+    `skip_batches` starts the stream that far in (a resumed training), with the same order
+    and the same seeds as if the batches before had been drawn.
     """
     images, labels = subset.images, subset.labels
 
@@ -84,18 +95,27 @@ def make_dataset(
         batch_labels.set_shape((None,))
         return batch_images, batch_labels
 
-    dataset = tf.data.Dataset.range(len(labels))
+    batches = tf.data.Dataset.range(len(labels))
     if shuffle_seed is not None:
-        dataset = dataset.shuffle(len(labels), seed=shuffle_seed, reshuffle_each_iteration=True)
+        batches = batches.shuffle(len(labels), seed=shuffle_seed, reshuffle_each_iteration=True)
     if repeat:  # one endless stream of passes, each in a new order: every batch is full
-        dataset = dataset.repeat()
-    dataset = dataset.batch(batch_size).map(load, num_parallel_calls=tf.data.AUTOTUNE)
-    if augmentation is not None and augmentation.active:
+        batches = batches.repeat()
+    batches = batches.batch(batch_size)
+    augmenting = augmentation is not None and augmentation.active
+    if augmenting:  # each batch of indices paired with its seed before anything is skipped
         seeds = tf.data.Dataset.random(seed=shuffle_seed, rerandomize_each_iteration=True)
-        dataset = tf.data.Dataset.zip(dataset, seeds.batch(2)).map(
-            lambda batch, seed: (augment(batch[0], augmentation, seed), batch[1]),
+        batches = tf.data.Dataset.zip(batches, seeds.batch(2))
+    if skip_batches:
+        batches = batches.skip(skip_batches)  # indices and seeds only: nothing is gathered
+    if augmenting:
+        dataset = batches.map(
+            lambda indices, seed: (*load(indices), seed), num_parallel_calls=tf.data.AUTOTUNE
+        ).map(
+            lambda images, labels, seed: (augment(images, augmentation, seed), labels),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
+    else:
+        dataset = batches.map(load, num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
     # One thread per input op: augmentation then runs beside the training step on the other
     # core instead of fighting it for both (measured on 2 cores: 0.94 -> 1.73 cores busy,
@@ -188,6 +208,18 @@ def early_stopping(params: TrainParams, epochs: int) -> list[keras.callbacks.Cal
     ]
 
 
+class Record(keras.callbacks.Callback):
+    """Every epoch's logs into one history over all phases (and over a resumed run)."""
+
+    def __init__(self, history: dict[str, list[float]]) -> None:
+        super().__init__()
+        self.history = history
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        for name, value in (logs or {}).items():
+            self.history.setdefault(name, []).append(float(value))
+
+
 class TrainingClock(keras.callbacks.Callback):
     """Seconds spent in training steps only (validation excluded), for images/s."""
 
@@ -211,6 +243,7 @@ class FitResult:
     seconds: float
     images_per_second: float
     flops_per_image: int
+    resumed_from: int = 0  # epochs a killed run had finished, 0 when it started afresh
 
 
 def fit_model(
@@ -222,11 +255,13 @@ def fit_model(
     callbacks: list[keras.callbacks.Callback] = (),
     verbose: int | None = None,
     on_phase: Callable[[str], None] = lambda phase: None,
+    backup: Backup | None = None,
 ) -> FitResult:
     """Build and train `params.model` on `train`, scored on `val`; the best epoch's weights win.
 
     Transfer models may get a second phase (params.fine_tune_epochs) with the top of their
-    base unfrozen at a lower learning rate.
+    base unfrozen at a lower learning rate. With a `backup`, every finished epoch is saved,
+    and a backup of a killed run is resumed from its last finished epoch.
     """
     seed_everything(seed)
     size = train.images.shape[1]
@@ -235,7 +270,6 @@ def fit_model(
     augmentation = Augmentation(
         params.flip, params.rotation, params.zoom, params.translation, params.interpolation
     )
-    train_batches = make_dataset(train, params.batch_size, seed, augmentation, repeat=True)
     val_batches = make_dataset(val, params.batch_size)
     steps = steps_per_epoch(params, len(train.labels))
     weights = class_weights(train.labels, train.num_classes) if params.class_weights else None
@@ -250,33 +284,52 @@ def fit_model(
             dropout=params.dropout,
             l2=params.l2,
             weights=params.weights,
+            pooling=params.pooling,
         )
         compile_model(model, params, params.learning_rate, steps * params.epochs, devices)
     phases = [(params.epochs, params.learning_rate)]
     if params.model != "separable_cnn" and params.fine_tune_epochs:
         phases.append((params.fine_tune_epochs, params.fine_tune_learning_rate))
 
-    history: dict[str, list[float]] = {}
+    state = backup.state if backup else None
+    history: dict[str, list[float]] = (
+        {k: list(v) for k, v in state["history"].items()} if state else {}
+    )
+    resumed_phase, resumed_from = (state["phase"], state["epochs_done"]) if state else (0, 0)
     epochs_done, started = 0, time.perf_counter()
     for phase, (epochs, learning_rate) in enumerate(phases):
         if phase:
             on_phase(f"fine-tuning {', '.join(unfreeze_top(model, params.fine_tune_layers))}")
             with devices.strategy.scope():
                 compile_model(model, params, learning_rate, steps * epochs, devices)
-        result = model.fit(
+        if phase < resumed_phase:  # finished before the kill; the saved weights come later
+            epochs_done += epochs
+            continue
+        initial = resumed_from if state and phase == resumed_phase else epochs_done
+        extra = [Record(history)]
+        if backup:
+            if initial > epochs_done:
+                backup.load_model_weights(model)
+                extra.append(RestoreState(backup, best, clock, stop))
+            extra.append(SaveState(backup, phase, best, clock, stop, history))
+        # Each fit reads the stream from its start; a resumed one skips what it trained on.
+        train_batches = make_dataset(
+            train, params.batch_size, seed, augmentation, repeat=True,
+            skip_batches=(initial - epochs_done) * steps,
+        )  # fmt: skip
+        model.fit(
             train_batches,
             validation_data=val_batches,
             steps_per_epoch=steps,
             epochs=epochs_done + epochs,
-            initial_epoch=epochs_done,
+            initial_epoch=initial,
             class_weight=weights,
             shuffle=False,  # the dataset shuffles itself, with the seed, every pass
-            callbacks=[best, clock, *stop, *callbacks],
+            callbacks=[best, clock, *stop, *callbacks, *extra],
             verbose=verbose,
         )
-        for name, values in result.history.items():
-            history.setdefault(name, []).extend(float(v) for v in values)
         epochs_done = len(history["loss"])
+        state = None
     seconds = time.perf_counter() - started
     model.set_weights(best.weights)
     return FitResult(
@@ -286,6 +339,7 @@ def fit_model(
         seconds=seconds,
         images_per_second=steps * params.batch_size * epochs_done / max(clock.seconds, 1e-9),
         flops_per_image=count_flops(model),
+        resumed_from=resumed_from,
     )
 
 

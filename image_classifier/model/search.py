@@ -9,18 +9,26 @@ from image_classifier.console import progress
 from image_classifier.model.fitting import fit_model
 from image_classifier.params import MONITORS, VAL_SCORES, SweepParams, TrainParams
 
+# The train params a pair does not take from params.yaml: dvc.yaml lists the sweep's deps on
+# the others, and tests/test_pipeline.py checks that the two lists make every train param.
+SET_BY_THE_SWEEP = (
+    "learning_rate", "batch_size", "epochs", "min_steps", "early_stopping_patience",
+    "fine_tune_epochs",
+)  # fmt: skip
+UNUSED_BY_THE_SWEEP = ("fine_tune_learning_rate", "fine_tune_layers")  # no fine-tuning phase
+
 
 def pair_params(train: TrainParams, sweep: SweepParams, learning_rate: float, batch_size: int):
-    return train.model_copy(
-        update={
-            "learning_rate": learning_rate,
-            "batch_size": batch_size,
-            "epochs": sweep.epochs,
-            "min_steps": 0,  # the sweep's budget is sweep.epochs, whatever the data size
-            "early_stopping_patience": 0,
-            "fine_tune_epochs": 0,
-        }
-    )
+    update = {
+        "learning_rate": learning_rate,
+        "batch_size": batch_size,
+        "epochs": sweep.epochs,
+        "min_steps": 0,  # the sweep's budget is sweep.epochs, whatever the data size
+        "early_stopping_patience": 0,
+        "fine_tune_epochs": 0,
+    }
+    assert set(update) == set(SET_BY_THE_SWEEP)
+    return train.model_copy(update=update)
 
 
 def run_pairs(pairs, train, sweep, train_set, val_set, seed, devices) -> list[dict]:
