@@ -8,7 +8,7 @@ a peer recipe, on real photos, all measured in the same run.
 Each dataset of bench/real_photos.py is written as a photo folder and run through the real
 stages in a clone of this repository: `dvc repro evaluate` with `data.source: folder`,
 every other param as committed (or as --set). The baselines are the pipeline's own baseline
-stage (majority class, logistic regression and gradient boosting on 32x32 pixels, on the
+stage (majority class, logistic regression and gradient boosting on 16x16 pixels, on the
 same split), and the peer recipe is the Keras team's "image classification from scratch"
 trained for the same wall time on the same split (bench/peer.py; on the first seed only).
 Long-tailed sets are scored on a test split with the train prior, as a user's stratified
@@ -205,7 +205,9 @@ def git_commit() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", help="run only datasets whose 'name-variant' contains this")
+    parser.add_argument(
+        "--only", help="run only datasets whose 'name-variant' contains one of these (a,b,...)"
+    )
     parser.add_argument("--seeds", default="42", help="comma-separated base.seed values")
     parser.add_argument(
         "--set",
@@ -231,7 +233,7 @@ def main() -> None:
         work = Path(folder)
         for dataset in datasets():
             key = f"{dataset.name}-{dataset.variant.name}"
-            if args.only and args.only not in key:
+            if args.only and not any(part in key for part in args.only.split(",")):
                 continue
             print(f"{key}: writing photos ({dataset.notes})", flush=True)
             photos, extra = dataset.write(work / key, dataset.variant)

@@ -36,7 +36,6 @@ Monitor = Literal[tuple(MONITORS)]
 VAL_SCORES = ("val_macro_f1", "val_balanced_accuracy", "val_accuracy", "val_loss")
 LearningRateSchedule = Literal["cosine", "constant"]
 Interpolation = Literal["bilinear", "nearest"]
-Pooling = Literal["average", "average_max", "grid"]
 # owner/dataset, optionally pinned to a version: owner/dataset/versions/N
 KAGGLE_HANDLE = re.compile(r"^[\w.-]+/[\w.-]+(/versions/\d+)?$")
 # Local weights files live here: the folder is a dependency of train and sweep in dvc.yaml,
@@ -167,10 +166,6 @@ class TrainParams(Section):
     lr_schedule: LearningRateSchedule
     l2: float = Field(ge=0, lt=1, description="weight decay of the separable_cnn's kernels")
     dropout: float = Field(ge=0, lt=1)
-    pooling: Pooling = Field(
-        description="the head: average (global mean of each feature map) | average_max "
-        "(also its maximum: small patches) | grid (also each quarter's mean: position)"
-    )
     filters: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)
     flip: bool
     rotation: float = Field(ge=0, le=0.5, description="fraction of a full turn")

@@ -1,6 +1,6 @@
 """baseline: the simple models any data scientist tries first, scored like the network.
 
-The majority class, logistic regression and gradient boosting on 32x32 raw pixels of the
+The majority class, logistic regression and gradient boosting on 16x16 raw pixels of the
 resized images, fitted on the train split and scored on the test split with evaluate's own
 scoring function. Writes --metrics, which evaluate measures the network against.
 """

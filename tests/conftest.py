@@ -36,6 +36,15 @@ def save_image(path: Path, size=(40, 30), color=(200, 30, 30), mode="RGB", **sav
     return path
 
 
+def save_detailed_image(path: Path, size=(60, 40), seed=0) -> Path:
+    """Random pixels in both directions, so that squash, crop and pad of a non-square photo
+    differ (a one-way gradient survives a crop across it unchanged)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
 def make_class_tree(root: Path, classes=("cat", "dog", "cow"), per_class=10, seed=0) -> Path:
     """<class>/<image>.png with distinct random pixels (no accidental duplicates)."""
     rng = np.random.default_rng(seed)

@@ -20,9 +20,9 @@ SEED = 42  # base.seed in the committed params
 
 
 def thumbnails(images: np.ndarray) -> np.ndarray:
-    """32x32 bilinear thumbnails, flattened: what the baselines are documented to see."""
+    """16x16 bilinear thumbnails, flattened: what the baselines are documented to see."""
     small = [
-        np.asarray(Image.fromarray(image).resize((32, 32), Image.BILINEAR)) for image in images
+        np.asarray(Image.fromarray(image).resize((16, 16), Image.BILINEAR)) for image in images
     ]
     return np.stack(small).reshape(len(images), -1).astype(np.float32)
 
@@ -50,7 +50,7 @@ def test_scores_are_scikit_learns(stage):
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = (
         part(folder, name) for name in ("train", "val", "test")
     )
-    assert scores["features"] == "32x32 RGB pixels"
+    assert scores["features"] == "16x16 RGB pixels"
     assert (scores["train_images"], scores["test_images"]) == (len(y_train), len(y_test))
 
     boosting = HistGradientBoostingClassifier(random_state=SEED).fit(x_train, y_train)

@@ -47,7 +47,7 @@ def baselines_for(p: Predictions, majority: int, others: dict | None = None) -> 
                    key=lambda entry: entry["value"])
         for score in ("accuracy", "macro_f1")
     }  # fmt: skip
-    return {"features": "32x32 grayscale pixels", **scored, "best": best}
+    return {"features": "16x16 grayscale pixels", **scored, "best": best}
 
 
 def test_report_agrees_with_sklearn():

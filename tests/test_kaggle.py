@@ -60,7 +60,13 @@ def test_animals10_through_kagglehub(workspace):
         result = download(workspace, server)
         assert ("POST", "/api/v1/datasets.DatasetApiService/DownloadDataset") in server.requests
     raw = workspace / "data" / "raw"
-    assert sorted(p.name for p in raw.iterdir()) == ["cat", "dog", "manifest.csv", "spider"]
+    assert sorted(p.name for p in raw.iterdir()) == [
+        "cat",
+        "dog",
+        "manifest.csv",
+        "skipped.csv",
+        "spider",
+    ]
     for name in ("cat", "dog", "spider"):
         assert sorted(p.name for p in (raw / name).iterdir()) == [
             "OIP-same-name.jpeg",

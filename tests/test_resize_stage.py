@@ -15,7 +15,13 @@ from PIL import Image, ImageOps
 from image_classifier.data import image_store
 from image_classifier.data.decode import load_image
 from image_classifier.params import ResizeParams
-from tests.conftest import make_class_tree, run_stage, save_image, tree_digest, write_params
+from tests.conftest import (
+    make_class_tree,
+    run_stage,
+    save_detailed_image,
+    tree_digest,
+    write_params,
+)
 from tests.test_images import png_header_only, truncated_jpeg
 
 
@@ -163,8 +169,8 @@ def test_a_killed_run_leaves_no_temporary_behind(tmp_path):
 def test_the_stage_fits_non_square_photos_as_asked(tmp_path, fit):
     """On a square photo squash, crop and pad give the same pixels: these are 3:2 and 1:3."""
     raw = tmp_path / "data" / "raw"
-    save_image(raw / "cat" / "wide.png", size=(60, 40))
-    save_image(raw / "dog" / "tall.png", size=(20, 60), color=(20, 200, 90))
+    save_detailed_image(raw / "cat" / "wide.png", size=(60, 40), seed=1)
+    save_detailed_image(raw / "dog" / "tall.png", size=(20, 60), seed=2)
     write_manifest(raw)
     write_params(tmp_path, resize__size=16, resize__fit=fit)
     run_stage("resize", "--raw", "data/raw", "--out", "data/resized",

@@ -51,28 +51,15 @@ def check_input_size(model: str, size: int) -> None:
         )
 
 
-def classifier_head(features, num_classes: int, dropout: float, pooling: str = "average"):
-    """Pooled features -> Dropout -> float32 logits.
-
-    average: the mean of each feature map (where a feature is does not count); average_max:
-    also its maximum (a small patch that lights up is not averaged away); grid: also the mean
-    of each quarter of the map (where a feature is counts, as on photos framed alike).
-    """
-    pooled = [layers.GlobalAveragePooling2D(name="pool")(features)]
-    if pooling == "average_max":
-        pooled.append(layers.GlobalMaxPooling2D(name="max_pool")(features))
-    elif pooling == "grid":
-        side = max(1, features.shape[1] // 2)
-        quarters = layers.AveragePooling2D(side, name="grid_pool")(features)
-        pooled.append(layers.Flatten(name="grid_flat")(quarters))
-    x = pooled[0] if len(pooled) == 1 else layers.Concatenate(name="pooled")(pooled)
-    x = layers.Dropout(dropout, name="head_dropout")(x)
+def classifier_head(features, num_classes: int, dropout: float):
+    features = layers.GlobalAveragePooling2D(name="pool")(features)
+    features = layers.Dropout(dropout, name="head_dropout")(features)
     # float32 logits even under mixed precision: softmax/loss in float16 lose accuracy.
-    return layers.Dense(num_classes, dtype="float32", name="logits")(x)
+    return layers.Dense(num_classes, dtype="float32", name="logits")(features)
 
 
 def separable_cnn(
-    size: int, num_classes: int, filters: list[int], dropout: float, l2: float, pooling: str
+    size: int, num_classes: int, filters: list[int], dropout: float, l2: float
 ) -> keras.Model:
     """A compact CNN built for speed.
 
@@ -107,13 +94,11 @@ def separable_cnn(
             # validation is not judged with stale ones early in a short training.
             x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
             x = layers.ReLU(name=f"{name}_relu")(x)
-    return keras.Model(
-        inputs, classifier_head(x, num_classes, dropout, pooling), name="separable_cnn"
-    )
+    return keras.Model(inputs, classifier_head(x, num_classes, dropout), name="separable_cnn")
 
 
 def transfer_model(
-    name: str, size: int, num_classes: int, weights: str, dropout: float, pooling: str
+    name: str, size: int, num_classes: int, weights: str, dropout: float
 ) -> keras.Model:
     """A keras.applications backbone, frozen, under a new head.
 
@@ -141,9 +126,7 @@ def transfer_model(
             "or set train.weights to a local weights file, or to none to train from scratch"
         ) from None
     base.trainable = False
-    model = keras.Model(
-        inputs, classifier_head(base.output, num_classes, dropout, pooling), name=name
-    )
+    model = keras.Model(inputs, classifier_head(base.output, num_classes, dropout), name=name)
     model.base_layer_names = [layer.name for layer in base.layers]
     return model
 
@@ -157,12 +140,11 @@ def build_model(
     dropout: float = 0.2,
     l2: float = 0.0,
     weights: str = "none",
-    pooling: str = "average",
 ) -> keras.Model:
     check_input_size(architecture, size)
     if architecture == "separable_cnn":
-        return separable_cnn(size, num_classes, list(filters), dropout, l2, pooling)
-    return transfer_model(architecture, size, num_classes, weights, dropout, pooling)
+        return separable_cnn(size, num_classes, list(filters), dropout, l2)
+    return transfer_model(architecture, size, num_classes, weights, dropout)
 
 
 def load_trained_model(path: Path) -> keras.Model:

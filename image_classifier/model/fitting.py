@@ -284,7 +284,6 @@ def fit_model(
             dropout=params.dropout,
             l2=params.l2,
             weights=params.weights,
-            pooling=params.pooling,
         )
         compile_model(model, params, params.learning_rate, steps * params.epochs, devices)
     phases = [(params.epochs, params.learning_rate)]
