@@ -85,6 +85,41 @@ def make_dvc_repo(folder: Path) -> Path:
     return repo
 
 
+# A slice of the embedded data through every stage in seconds: what the DVC tests run.
+TINY_PIPELINE = {
+    "data__max_images_per_class": 10,
+    "resize__size": 32,
+    "train__epochs": 2,
+    "train__min_steps": 0,
+    "train__batch_size": 16,
+    "train__filters": [8, 16],
+    "sweep__learning_rates": [0.001, 0.01],
+    "sweep__batch_sizes": [16],
+    "sweep__epochs": 1,
+    "sweep__train_fraction": 1.0,
+    "evaluate__mistakes_shown": 4,
+    "gradcam__correct_per_class": 1,
+    "gradcam__wrong_per_class": 1,
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory):
+    """The tiny pipeline reproduced once, whole, and committed: (repo, the repro's output).
+    Tests work on copies of it (copy_repo), so that none sees what another changed."""
+    repo = make_dvc_repo(tmp_path_factory.mktemp("tiny-pipeline"))
+    write_params(repo, **TINY_PIPELINE)
+    result = dvc("repro", cwd=repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "baseline"], repo)
+    return repo, result
+
+
+def copy_repo(repo: Path, folder: Path) -> Path:
+    """A copy of a git + DVC repository, its cache included, as folder/repo."""
+    return Path(shutil.copytree(repo, folder / "repo", symlinks=True))
+
+
 def make_resized_dataset(
     folder: Path, size=32, per_class=24, classes=("cat", "dog", "cow"), seed=0
 ):

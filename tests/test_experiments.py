@@ -10,24 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import dvc, make_dvc_repo, png_size, run, save_image, write_params
+from tests.conftest import copy_repo, dvc, png_size, run, save_image
 from tests.test_quiet import STARTUP_WORDS
 
-TINY_PIPELINE = {
-    "data__max_images_per_class": 10,
-    "resize__size": 32,
-    "train__epochs": 2,
-    "train__min_steps": 0,
-    "train__batch_size": 16,
-    "train__filters": [8, 16],
-    "sweep__learning_rates": [0.001, 0.01],
-    "sweep__batch_sizes": [16],
-    "sweep__epochs": 1,
-    "sweep__train_fraction": 1.0,
-    "evaluate__mistakes_shown": 4,
-    "gradcam__correct_per_class": 1,
-    "gradcam__wrong_per_class": 1,
-}
 DATA_STAGES = ("download", "resize", "split")
 
 
@@ -36,19 +21,15 @@ def ran(output: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def baseline(tmp_path_factory) -> Path:
+def baseline(tiny_pipeline, tmp_path_factory) -> Path:
     """The whole pipeline reproduced once and committed, like the repository's own baseline."""
-    repo = make_dvc_repo(tmp_path_factory.mktemp("experiments"))
-    write_params(repo, **TINY_PIPELINE)
-    result = dvc("repro", cwd=repo)
+    repo, result = tiny_pipeline
     assert ran(result.stdout) == {
         *DATA_STAGES, "baseline", "train", "sweep", "evaluate", "gradcam", "export"
     }  # fmt: skip
     # What a user sees: the stages' lines, not TensorFlow's start-up lines.
     assert not [word for word in STARTUP_WORDS if word in result.stdout + result.stderr]
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-q", "-m", "baseline"], repo)
-    return repo
+    return copy_repo(repo, tmp_path_factory.mktemp("experiments"))
 
 
 def test_second_repro_does_nothing(baseline):

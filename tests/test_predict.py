@@ -12,8 +12,9 @@ import pytest
 from image_classifier.model.card import ModelCard, write_card
 from image_classifier.predict import find_photos
 from tests.conftest import (
+    TINY_PIPELINE,
+    copy_repo,
     dvc,
-    make_dvc_repo,
     png_size,
     run,
     run_predict,
@@ -23,18 +24,12 @@ from tests.conftest import (
     stage_env,
     write_params,
 )
-from tests.test_experiments import TINY_PIPELINE
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
-    """A tiny pipeline reproduced up to evaluate and export, and committed."""
-    repo = make_dvc_repo(tmp_path_factory.mktemp("predict"))
-    write_params(repo, **TINY_PIPELINE)
-    dvc("repro", "evaluate", "export", cwd=repo)
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-q", "-m", "trained"], repo)
-    return repo
+def trained(tiny_pipeline, tmp_path_factory) -> Path:
+    """The tiny pipeline reproduced and committed (a copy of its own)."""
+    return copy_repo(tiny_pipeline[0], tmp_path_factory.mktemp("predict"))
 
 
 def test_the_model_card_travels_with_the_model(trained):

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from tests.conftest import dvc, make_dvc_repo, run, stage_env, write_params
-from tests.test_experiments import TINY_PIPELINE, ran
+from tests.conftest import copy_repo, dvc, run, stage_env
+from tests.test_experiments import ran
 
 ACCESS_KEY, SECRET_KEY = "team-access-key", "team-secret-never-committed"
 BUCKET = "team-dvc"
@@ -60,19 +60,18 @@ def logged(result):
     return result
 
 
-def test_two_clones_share_data_models_and_experiments(s3_endpoint, tmp_path):
+def test_two_clones_share_data_models_and_experiments(s3_endpoint, tiny_pipeline, tmp_path):
     env = team_env()
     origin = tmp_path / "origin.git"
     run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], tmp_path)
 
     # Clone A: the README's team set-up, reproduce, push code and data.
-    a = make_dvc_repo(tmp_path)  # tmp_path/repo
-    write_params(a, **TINY_PIPELINE)
+    a = copy_repo(tiny_pipeline[0], tmp_path)  # reproduced and committed: tmp_path/repo
     team_dvc("remote", "add", "-d", "team", f"s3://{BUCKET}/cache", cwd=a)
     team_dvc("remote", "modify", "team", "endpointurl", s3_endpoint, cwd=a)
-    assert ran(team_dvc("repro", cwd=a).stdout) >= {"train", "evaluate", "export"}
+    assert ran(team_dvc("repro", cwd=a).stdout) == set()
     git("add", "-A", cwd=a)
-    git("commit", "-q", "-m", "baseline", cwd=a)
+    git("commit", "-q", "-m", "the team's remote", cwd=a)
     git("remote", "add", "origin", str(origin), cwd=a)
     git("push", "-q", "origin", "main", cwd=a)
     team_dvc("push", cwd=a)
