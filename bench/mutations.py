@@ -20,8 +20,14 @@ from pathlib import Path
 from bench.workspace import ROOT, read_yaml
 
 LIST = ROOT / "bench" / "mutations.yaml"
-SKIP = shutil.ignore_patterns(".git", ".venv", "data", "models", "dvc_plots", "__pycache__",
-                              ".pytest_cache", ".ruff_cache", "*.egg-info")  # fmt: skip
+ANYWHERE = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache",
+                                  "*.egg-info")  # fmt: skip
+AT_THE_ROOT = {"data", "models", "dvc_plots"}  # the pipeline's outputs, not the package's data/
+
+
+def skip(folder: str, names: list[str]) -> set[str]:
+    ignored = ANYWHERE(folder, names)
+    return ignored | (AT_THE_ROOT & set(names) if Path(folder) == ROOT else set())
 
 
 def apply(copy: Path, mutation: dict) -> None:
@@ -38,7 +44,7 @@ def caught(mutation: dict, work: Path) -> tuple[bool, float]:
     """Whether the named tests fail on a copy with the mutation, and how long they took."""
     copy = work / "copy"
     shutil.rmtree(copy, ignore_errors=True)
-    shutil.copytree(ROOT, copy, ignore=SKIP)
+    shutil.copytree(ROOT, copy, ignore=skip)
     apply(copy, mutation)
     started = time.perf_counter()
     result = subprocess.run(
