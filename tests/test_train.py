@@ -394,3 +394,33 @@ def test_augmentation_resamples_without_rounding():
     expected = transform(tf.constant(images, tf.float32), transforms).numpy()
     augmented = augment(tf.constant(images), augmentation, seed).numpy()
     np.testing.assert_allclose(augmented, expected, atol=1e-3)
+
+
+def test_class_weights_shift_answers_to_the_rare_class_and_the_default_keeps_the_prior():
+    """Noise photos labelled 60 / 30 / 10 %: nothing to learn but the prior. Without weights
+    (the default) the model answers the rare class about as rarely as it occurs; with
+    inverse-frequency weights it answers it far more often, which a stratified test split
+    (the train prior) punishes."""
+    from image_classifier.data.dataset import Subset
+
+    rng = np.random.default_rng(0)
+
+    def noise(counts):
+        labels = np.repeat(np.arange(3), counts).astype(np.int32)
+        images = rng.integers(0, 256, (len(labels), 16, 16, 3), dtype=np.uint8)
+        return Subset(images, labels, [f"{i}.png" for i in range(len(labels))], ["a", "b", "c"])
+
+    train, val = noise([120, 60, 20]), noise([60, 30, 10])
+    raw = read_params()["train"] | {
+        "epochs": 4, "min_steps": 0, "batch_size": 20, "filters": [4, 8], "l2": 0.0,
+        "early_stopping_patience": 0,
+    }  # fmt: skip
+    assert read_params()["train"]["class_weights"] is False  # the committed default
+    rare_share = {}
+    for weighted in (False, True):
+        params = TrainParams.model_validate(raw | {"class_weights": weighted})
+        result = fit_model(params, train, val, 0, configure_devices(), verbose=0)
+        predicted = result.model.predict(val.images, verbose=0).argmax(axis=1)
+        rare_share[weighted] = float(np.mean(predicted == 2))
+    assert rare_share[False] <= 0.15, rare_share  # about the prior (10 %), not more
+    assert rare_share[True] >= rare_share[False] + 0.15, rare_share
