@@ -42,7 +42,7 @@ SCORES = ("accuracy", "macro_f1")
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, dict]:
-    """["train.pooling=grid", ...] -> {"train": {"pooling": "grid"}}, values read as YAML."""
+    """["train.zoom=0.08", ...] -> {"train": {"zoom": 0.08}}, values read as YAML."""
     sections: dict[str, dict] = {}
     for pair in pairs:
         key, _, text = pair.partition("=")
