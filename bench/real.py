@@ -4,6 +4,7 @@ a peer recipe, on real photos, all measured in the same run.
     python -m bench.real --seeds 42,1,2        # every row, three seeds (about 3 hours on 2 cores)
     python -m bench.real --only defects        # the rows whose name contains "defects"
     python -m bench.real --set train.class_weights=true   # a variant of the defaults
+    python -m bench.real --combine bench/a.json bench/b.json   # one table of runs made apart
 
 Each dataset of bench/real_photos.py is written as a photo folder and run through the real
 stages in a clone of this repository: `dvc repro evaluate` with `data.source: folder`,
@@ -196,6 +197,27 @@ def table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def combine(runs: list[dict]) -> dict:
+    """Several runs of this benchmark (seeds or rows run apart, on the same training code) as
+    one: every row, and what each run says of where and when it was measured."""
+
+    def joined(key: str) -> str:
+        return ", ".join(dict.fromkeys(str(run[key]) for run in runs))
+
+    seeds = dict.fromkeys(str(row["seed"]) for run in runs for row in run["rows"])
+    return {
+        "date": joined("date"), "machine": joined("machine"), "commit": joined("commit"),
+        "matmul_gflops": min(run["matmul_gflops"] for run in runs), "seeds": ",".join(seeds),
+        "variant": joined("variant"), "minutes": sum(run["minutes"] for run in runs),
+        "rows": [row for run in runs for row in run["rows"]],
+    }  # fmt: skip
+
+
+def write_results(results: dict, out: Path, name: str) -> None:
+    (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / f"{name}.md").write_text(table(results))
+
+
 def git_commit() -> str:
     import subprocess
 
@@ -219,7 +241,17 @@ def main() -> None:
     parser.add_argument("--no-peer", action="store_true", help="skip the peer recipe")
     parser.add_argument("--out", type=Path, default=ROOT / "bench")
     parser.add_argument("--name", default="real_results", help="file name of the results")
+    parser.add_argument(
+        "--combine", nargs="+", type=Path, metavar="JSON",
+        help="write one table of these earlier results (e.g. seeds run apart), run nothing",
+    )  # fmt: skip
     args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.combine:
+        results = combine([json.loads(path.read_text()) for path in args.combine])
+        write_results(results, args.out, args.name)
+        print(table(results))
+        return
     seeds = [int(seed) for seed in args.seeds.split(",")]
     overrides = parse_overrides(args.set)
     started = time.perf_counter()
@@ -228,7 +260,6 @@ def main() -> None:
         "matmul_gflops": matmul_gflops(), "commit": git_commit(), "seeds": args.seeds,
         "variant": f"; params {', '.join(args.set)}" if args.set else "", "rows": [],
     }  # fmt: skip
-    args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench-real-") as folder:
         work = Path(folder)
         for dataset in datasets():
@@ -245,8 +276,7 @@ def main() -> None:
                 print(json.dumps(row), flush=True)
                 # Written after every row: a long run that stops keeps what it measured.
                 results["minutes"] = (time.perf_counter() - started) / 60
-                (args.out / f"{args.name}.json").write_text(json.dumps(results, indent=2) + "\n")
-                (args.out / f"{args.name}.md").write_text(table(results))
+                write_results(results, args.out, args.name)
     print(table(results))
 
 

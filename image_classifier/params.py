@@ -183,6 +183,13 @@ class TrainParams(Section):
         ge=0, description="epochs without a better train.monitor before stopping; 0 = never"
     )
     class_weights: bool
+    unsure_error_ratio: float = Field(
+        ge=0,
+        le=1,
+        description="predict marks answers below a confidence chosen on val as unsure, so "
+        "that the answers above it are wrong at most this times as often as all answers (0: "
+        "only answers more confident than every val mistake are sure; 1: none is unsure)",
+    )
     fine_tune_epochs: int = Field(ge=0)
     fine_tune_learning_rate: LearningRate
     fine_tune_layers: int = Field(ge=1)
@@ -233,7 +240,7 @@ class GradcamParams(Section):
     wrong_per_class: int = Field(ge=0, le=20)
 
 
-ExportFormat = Literal["saved_model", "tflite", "onnx"]
+ExportFormat = Literal["saved_model", "tflite", "int8", "onnx"]
 
 
 class ExportParams(Section):
@@ -241,11 +248,23 @@ class ExportParams(Section):
     formats: list[ExportFormat] = Field(
         json_schema_extra=UNIQUE,
         description="saved_model (TensorFlow Serving, TF.js converters) | tflite (LiteRT: "
-        "phones, edge devices) | onnx (ONNX Runtime, other frameworks); [] = only the card",
+        "phones, edge devices) | int8 (LiteRT, full-integer: microcontrollers, NPUs) | onnx "
+        "(ONNX Runtime, other frameworks); [] = only the card",
     )
     check_images: int = Field(
-        ge=1, description="test images each export is checked on against the Keras model"
+        ge=1, description="test images each float export is checked on against the Keras model"
     )
+    int8_calibration_images: int = Field(
+        ge=1, description="train images that set the int8 export's activation ranges"
+    )
+    int8_min_agreement: float = Field(
+        ge=0, le=1, description="the int8 export must give the Keras model's top class on at "
+        "least this share of the test split, or the stage stops",
+    )  # fmt: skip
+    int8_max_recall_drop: float = Field(
+        ge=0, le=1, description="and no class's test recall may fall more than this below "
+        "the Keras model's (0.02 = 2 points)",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def check_unique(self) -> Self:

@@ -6,7 +6,10 @@ PATH is a photo, a folder (searched recursively) or a glob. Each photo is decode
 fitted exactly as the resize stage does it (data/decode.py, with the size and fit in the
 model's card, models/model.json), so a test photo gets the prediction evaluate gave it. A
 file that cannot be used is listed with its reason (the same reasons as rejected.csv) and
-the others are still classified. Not a pipeline stage: nothing in dvc.yaml runs it.
+the others are still classified. The probabilities are calibrated (train folds a
+temperature into the model), and an answer below the card's `unsure_below` confidence
+(chosen on val by train; `--min-confidence` overrides it) is marked unsure. Not a pipeline
+stage: nothing in dvc.yaml runs it.
 """
 
 import argparse
@@ -115,19 +118,24 @@ def top_classes(probabilities: np.ndarray, class_names: list[str], k: int) -> pd
     return pd.DataFrame(columns)
 
 
-def result_table(photos: list[Photo], probabilities: np.ndarray, card: ModelCard, k: int):
-    """One row per photo: path, its top-k classes, and reason/detail when it was rejected."""
+def result_table(
+    photos: list[Photo], probabilities: np.ndarray, card: ModelCard, k: int, min_confidence: float
+):
+    """One row per photo: path, whether the answer is unsure (its top probability below
+    `min_confidence`), its top-k classes, and reason/detail when it was rejected."""
     used = [photo.image is not None for photo in photos]
     top = top_classes(probabilities, card.class_names, k)
     top.index = np.flatnonzero(used)
+    unsure = pd.Series(probabilities.max(axis=1, initial=0) < min_confidence, index=top.index)
     table = pd.DataFrame(
         {
             "path": [str(photo.path) for photo in photos],
+            "unsure": unsure.reindex(range(len(photos)), fill_value=False).astype(bool),
             "reason": [photo.reason for photo in photos],
             "detail": [photo.detail for photo in photos],
         }
     )
-    return pd.concat([table[["path"]], top, table[["reason", "detail"]]], axis=1)
+    return pd.concat([table[["path", "unsure"]], top, table[["reason", "detail"]]], axis=1)
 
 
 def printable(table: pd.DataFrame, k: int, width: int) -> list[str]:
@@ -136,9 +144,10 @@ def printable(table: pd.DataFrame, k: int, width: int) -> list[str]:
     def describe(row) -> str:
         if row["reason"]:
             return f"not used: {row['reason']} ({row['detail']})"
-        return " · ".join(
+        answer = " · ".join(
             f"{row[f'class_{rank}']} {row[f'probability_{rank}']:.0%}" for rank in range(1, k + 1)
         )
+        return f"unsure: {answer}" if row["unsure"] else answer
 
     return [f"{row['path']:<{width}}  {describe(row)}" for _, row in table.iterrows()]
 
@@ -207,9 +216,16 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--top-k", type=int, default=3, help="classes shown per photo")
     parser.add_argument("--gradcam", type=Path, help="folder for one Grad-CAM PNG per photo")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--min-confidence", type=float, metavar="P",
+        help="mark answers whose top probability is below P (0-1) unsure (default: the "
+        "threshold train chose on val, `unsure_below` in the model's card)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.top_k < 1 or args.batch_size < 1:
         parser.error("--top-k and --batch-size must be at least 1")
+    if args.min_confidence is not None and not 0 <= args.min_confidence <= 1:
+        parser.error(f"--min-confidence must be between 0 and 1, not {args.min_confidence}")
     return args
 
 
@@ -227,6 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     model = load_trained_model(args.model)
     check_against_card(model, card, args.model)
     k = min(args.top_k, len(card.class_names))
+    min_confidence = card.unsure_below if args.min_confidence is None else args.min_confidence
     layer = last_conv_layer(model) if args.gradcam else None
     if args.gradcam:
         args.gradcam.mkdir(parents=True, exist_ok=True)
@@ -234,6 +251,7 @@ def main(argv: list[str] | None = None) -> None:
     width = max(len("photo"), *(len(str(path)) for path in found.paths))
     print(f"{'photo':<{width}}  prediction")
     reasons: Counter = Counter()
+    unsure = 0
     # Written a batch at a time into a temporary that replaces --out only at the end: a run
     # that finds nothing usable leaves the previous CSV as it was.
     with atomic_path(args.out) as temporary, temporary.open("w", newline="") as out:
@@ -245,10 +263,11 @@ def main(argv: list[str] | None = None) -> None:
                 probabilities = softmax(logits)
                 if args.gradcam:
                     save_heatmaps(model, layer, usable, probabilities, card, args.gradcam, taken)
-            table = result_table(batch, probabilities, card, k)
+            table = result_table(batch, probabilities, card, k, min_confidence)
             table.to_csv(out, header=number == 0, index=False)
             print("\n".join(printable(table, k, width)), flush=True)
             reasons.update(photo.reason or "classified" for photo in batch)
+            unsure += int(table["unsure"].sum())
         classified = reasons.pop("classified", 0)
         if not classified:
             why = ", ".join(f"{count} {reason}" for reason, count in reasons.most_common())
@@ -257,8 +276,9 @@ def main(argv: list[str] | None = None) -> None:
                 f"{not_photos_note(found)}; {args.out} is left as it was"
             )
     log.info(
-        "predict: %d photos classified, %d not used -> %s%s%s",
-        classified, sum(reasons.values()), args.out,
+        "predict: %d photos classified (%d unsure: below %.0f%% confidence), %d not used -> "
+        "%s%s%s",
+        classified, unsure, 100 * min_confidence, sum(reasons.values()), args.out,
         f", Grad-CAM in {args.gradcam}" if args.gradcam else "", not_photos_note(found),
     )  # fmt: skip
 

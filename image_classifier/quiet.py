@@ -23,6 +23,8 @@ START_UP_NOISE = (
     b"This TensorFlow binary is optimized to use available CPU instructions",
     b"To enable the following instructions:",
     b"Created TensorFlow Lite XNNPACK delegate for CPU",
+    # The LiteRT converter's one line on what it quantized (the export stage logs its own).
+    b"fully_quantize: 0, inference_type: 6",
 )
 
 

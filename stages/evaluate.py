@@ -1,9 +1,11 @@
 """evaluate: predict the test split once; every number and plot comes from those predictions.
 
 So the report, the confusion matrix and the metrics cannot disagree. Writes the metrics
-JSON (with the margins over the baseline stage's simple models), a Markdown classification
-report, and into --plots: predictions.csv (for DVC's
-confusion template and the gradcam stage), confusion_matrix.png, curves.png, mistakes.png.
+JSON (with the margins over the baseline stage's simple models, the calibration error
+before and after train's calibration, and what the unsure threshold does), a Markdown
+classification report, and into --plots: predictions.csv (for DVC's confusion template,
+the gradcam stage and `compare`), confusion_matrix.png, curves.png, mistakes.png,
+reliability.png.
 """
 
 import json
@@ -14,12 +16,14 @@ import numpy as np
 from image_classifier.atomic import write_csv, write_json, write_text
 from image_classifier.console import parse_paths, run_stage
 from image_classifier.data.dataset import load_subset
+from image_classifier.model.card import read_card
 from image_classifier.params import EvaluateParams, read_params
 from image_classifier.report.charts import (
     Panel,
     confusion_figure,
     curves_figure,
     image_grid_figure,
+    reliability_figure,
     save_figure,
 )
 from image_classifier.report.scoring import (
@@ -30,6 +34,7 @@ from image_classifier.report.scoring import (
     no_better_than_majority,
     report,
     report_markdown,
+    trust_text,
     warning,
 )
 from image_classifier.report.tables import (
@@ -58,9 +63,11 @@ def main(argv: list[str] | None = None) -> None:
         plots="folder for CSV and PNGs",
     )
     params = EvaluateParams.from_params(read_params())
+    card = read_card(args.model)
     test = load_subset(args.resized, args.split, "test")
 
     from image_classifier.model.architectures import load_trained_model
+    from image_classifier.model.calibration import calibration_report
 
     model = load_trained_model(args.model)
     # uint8 in: Keras converts each batch to the model's float input, so the test set is
@@ -70,9 +77,14 @@ def main(argv: list[str] | None = None) -> None:
 
     baselines = json.loads(args.baselines.read_text())
     metrics = report(predictions, baselines)
+    trust, diagrams = calibration_report(
+        predictions.logits, test.labels, card.temperature, card.unsure_below
+    )
+    metrics |= trust
     write_json(args.metrics, metrics)
     write_text(args.report, report_markdown(metrics, baselines))
-    table = prediction_table(predictions, test.paths)
+    save_figure(reliability_figure(diagrams, card.unsure_below), args.plots / "reliability.png")
+    table = prediction_table(predictions, test.paths, card.unsure_below)
     write_csv(args.plots / PREDICTIONS_FILE, table)
     save_figure(
         confusion_figure(predictions.confusion(), test.class_names, metrics["accuracy"]),
@@ -93,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
         metrics["accuracy"], metrics["balanced_accuracy"], metrics["macro_f1"],
         metrics["images"], comparison_text(metrics),
     )  # fmt: skip
+    log.info("evaluate: %s", trust_text(metrics))
     if loses_to_a_baseline(metrics):
         log.warning("evaluate: warning: the model %s. %s", comparison_text(metrics), WHAT_TO_TRY)
     if no_better_than_majority(metrics):

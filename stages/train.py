@@ -1,11 +1,15 @@
 """train: fit train.model on the train split; keep the epoch with the best train.monitor.
 
-A killed run resumes from its last finished epoch (image_classifier/model/resume.py).
-Writes the model (Keras format) and beside it its card (class names and input contract,
-image_classifier/model/card.py), per-epoch curves through DVCLive, and a metrics JSON.
+A killed run resumes from its last finished epoch (image_classifier/model/resume.py). The
+model is then calibrated on the val split (a temperature folded into its last layer, and
+the confidence below which predict says "unsure"; image_classifier/model/calibration.py).
+Writes the model (Keras format) and beside it its card (class names, input contract,
+calibration; image_classifier/model/card.py), per-epoch curves through DVCLive, and a
+metrics JSON.
 """
 
 import logging
+from dataclasses import asdict
 from pathlib import Path
 
 import image_classifier
@@ -42,6 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     from dvclive import Live
     from dvclive.keras import DVCLiveCallback
 
+    from image_classifier.model.calibration import calibrate
     from image_classifier.model.fitting import configure_devices, fit_model, fit_summary
     from image_classifier.model.resume import Backup, training_key
 
@@ -85,16 +90,29 @@ def main(argv: list[str] | None = None) -> None:
                 train, train_set, val_set, base.seed, devices,
                 callbacks=[DVCLiveCallback(live=live)], on_phase=log.info, backup=backup,
             )  # fmt: skip
+        calibration = calibrate(
+            result.model, val_set.images, val_set.labels, train.unsure_error_ratio
+        )
+        card = card.model_copy(
+            update={"temperature": calibration.temperature,
+                    "unsure_below": calibration.unsure_below}
+        )  # fmt: skip
         with atomic_path(args.model) as temporary:
             result.model.save(temporary)
         write_card(args.model, card)
     backup.remove()
-    metrics = fit_summary(result, train.monitor)
+    metrics = fit_summary(result, train.monitor) | {"calibration": asdict(calibration)}
     write_json(args.metrics, metrics)
     log.info(
         "train: best %s %.4f at epoch %d of %d (val accuracy %.4f), %.0f s, %.0f images/s",
         train.monitor, metrics[train.monitor], metrics["best_epoch"], metrics["epochs_run"],
         metrics["val_accuracy"], metrics["seconds"], metrics["images_per_second"],
+    )  # fmt: skip
+    log.info(
+        "train: calibrated on val: temperature %.3f (ECE %.4f -> %.4f); answers below %.0f%% "
+        "confidence will be marked unsure",
+        calibration.temperature, calibration.val_ece_before, calibration.val_ece_after,
+        100 * calibration.unsure_below,
     )  # fmt: skip
 
 

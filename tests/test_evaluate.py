@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 
 import keras
 import numpy as np
@@ -188,6 +189,7 @@ def test_evaluate_says_when_a_simple_baseline_wins(evaluated):
     kernel, _ = model.get_layer("logits").get_weights()
     model.get_layer("logits").set_weights([np.zeros_like(kernel), np.array([9.0, 0, 0])])
     model.save(folder / "models/worse.keras")
+    shutil.copy(folder / "models/model.json", folder / "models/worse.json")  # its card
     worse = run_stage("evaluate", *evaluate_args("models/worse.keras", "worse"), cwd=folder)
     worse_metrics = json.loads((folder / "worse/evaluate.json").read_text())
     assert worse_metrics["above_best_baseline"]["macro_f1"] < 0
@@ -228,6 +230,38 @@ def test_evaluate_stage_outputs_agree(evaluated):
         f"| cat | {metrics['per_class']['cat']['precision']:.4f}"
         in (tmp_path / "metrics/report.md").read_text()
     )
-    for png in ("confusion_matrix.png", "curves.png", "mistakes.png"):
+    for png in ("confusion_matrix.png", "curves.png", "mistakes.png", "reliability.png"):
         width, height = png_size(tmp_path / "metrics/plots" / png)
         assert 300 < width < 6000 and 200 < height < 6000, (png, width, height)
+
+
+def test_evaluate_reports_calibration_and_the_unsure_answers_of_trains_card(evaluated):
+    """train calibrated the model on val and chose the unsure threshold; evaluate's numbers
+    are those of the saved (calibrated) model on the test split, and of it undone."""
+    from image_classifier.model.calibration import expected_calibration_error
+    from image_classifier.model.probabilities import softmax
+
+    folder, result = evaluated
+    card = json.loads((folder / "models/model.json").read_text())
+    metrics = json.loads((folder / "metrics/evaluate.json").read_text())
+    split = pd.read_csv(folder / "split.csv")
+    test = split[split["split"] == "test"]
+    names = sorted(split["class"].unique())
+    labels = test["class"].map(names.index).to_numpy()
+    model = keras.models.load_model(folder / "models/model.keras", safe_mode=True)
+    logits = model.predict(np.load(folder / "resized/images.npy")[test["row"]], verbose=0)
+    calibration = metrics["calibration"]
+    assert calibration["temperature"] == card["temperature"] != 1.0
+    assert calibration["ece_after"] == pytest.approx(
+        expected_calibration_error(softmax(logits), labels), abs=1e-4
+    )
+    undone = softmax(logits * card["temperature"])
+    assert calibration["ece_before"] == pytest.approx(
+        expected_calibration_error(undone, labels), abs=1e-4
+    )
+    table = pd.read_csv(folder / "metrics/plots/predictions.csv")
+    confidence = softmax(logits).max(axis=1)
+    assert table["unsure"].tolist() == (confidence < card["unsure_below"]).tolist()
+    assert metrics["unsure"]["unsure_share"] == pytest.approx(table["unsure"].mean(), abs=1e-4)
+    assert metrics["unsure"]["threshold"] == pytest.approx(card["unsure_below"], abs=1e-4)
+    assert f"{calibration['ece_after']:.4f} after dividing the logits" in result.stderr

@@ -60,7 +60,7 @@ def test_committed_params_are_valid():
         ("sweep.batch_sizes", [32, 32], "sweep.batch_sizes = [32, 32] is not allowed: must not repeat a value (32 twice)"),
         ("sweep.learning_rates", [], "sweep.learning_rates = [] is not allowed: must be a non-empty list of finite numbers > 0 and <= 10, no value twice"),
         # [] is allowed here (only the card is exported), so the rule must not say non-empty.
-        ("export.formats", ["tflite", "png"], "export.formats = ['tflite', 'png'] is not allowed: must be a list of one of saved_model, tflite, onnx, no value twice"),
+        ("export.formats", ["tflite", "png"], "export.formats = ['tflite', 'png'] is not allowed: must be a list of one of saved_model, tflite, int8, onnx, no value twice"),
     ],
 )  # fmt: skip
 def test_bad_value_names_key_value_and_rule(key, value, expected):

@@ -285,3 +285,39 @@ def test_predict_fits_photos_as_the_card_says(untrained, tmp_path, fit):
     assert row["probability_1"] == pytest.approx(expected.max(), abs=1e-4)
     # The fit shows in the answer: squashing would have printed another probability.
     assert abs(expected.max() - squashed.max()) > 1e-3
+
+
+def test_predict_marks_answers_below_the_cards_threshold_unsure(untrained, tmp_path):
+    """The card's unsure_below (chosen on val by train), or --min-confidence, decides which
+    answers are printed and written as unsure."""
+    import keras
+
+    from image_classifier.data.decode import load_image
+    from image_classifier.model.probabilities import softmax
+
+    model = keras.models.load_model(untrained / "model.keras", compile=False)
+    kernel, bias = model.get_layer("logits").get_weights()
+    model.get_layer("logits").set_weights([kernel * 300, bias])  # confidences that differ
+    model.save(tmp_path / "model.keras")
+    photos = [save_detailed_image(tmp_path / "photos" / f"{index}.png", seed=index)
+              for index in range(8)]  # fmt: skip
+    images = np.stack([load_image(photo, 32, "squash", 10**8) for photo in photos])
+    confidence = softmax(model.predict(images, verbose=0)).max(axis=1)
+    threshold = float(np.sort(confidence)[3:5].mean())  # between the 4th and 5th: 4 unsure
+    card = json.loads((untrained / "model.json").read_text()) | {"unsure_below": threshold}
+    (tmp_path / "model.json").write_text(json.dumps(card))
+
+    result = run_predict("photos", "--model", "model.keras", cwd=tmp_path)
+    table = pd.read_csv(tmp_path / "predictions.csv").set_index("path")
+    expected = dict(zip([str(Path("photos") / p.name) for p in photos], confidence < threshold))
+    assert table["unsure"].to_dict() == expected and sum(expected.values()) == 4
+    assert sum("  unsure: " in line for line in result.stdout.splitlines()) == 4
+    assert "8 photos classified (4 unsure: below" in result.stderr
+    run_predict("photos", "--model", "model.keras", "--min-confidence", "0", cwd=tmp_path)
+    assert not pd.read_csv(tmp_path / "predictions.csv")["unsure"].any()
+    result = run_predict("photos", "--model", "model.keras", "--min-confidence", "1.5",
+                         cwd=tmp_path, check=False)  # fmt: skip
+    assert result.returncode == 2  # argparse's usage error, as for every bad option
+    assert result.stderr.strip().splitlines()[-1] == (
+        "predict.py: error: --min-confidence must be between 0 and 1, not 1.5"
+    )

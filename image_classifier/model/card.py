@@ -25,6 +25,11 @@ class ModelCard(BaseModel):
     fit: ResizeFit
     max_megapixels: float = Field(gt=0)
     output: str = "logits"  # softmax gives the class probabilities
+    # Fitted on the val split by train (model/calibration.py) and already folded into the
+    # model's last layer: recorded so the calibration can be undone and reported.
+    temperature: float = Field(default=1.0, gt=0)
+    # predict marks an answer whose calibrated confidence is below this as unsure.
+    unsure_below: float = Field(default=0.0, ge=0, le=1)
 
     @property
     def max_pixels(self) -> int:

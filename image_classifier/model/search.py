@@ -15,7 +15,8 @@ SET_BY_THE_SWEEP = (
     "learning_rate", "batch_size", "epochs", "min_steps", "early_stopping_patience",
     "fine_tune_epochs",
 )  # fmt: skip
-UNUSED_BY_THE_SWEEP = ("fine_tune_learning_rate", "fine_tune_layers")  # no fine-tuning phase
+# No fine-tuning phase, and no calibration (the train stage calibrates the model it keeps).
+UNUSED_BY_THE_SWEEP = ("fine_tune_learning_rate", "fine_tune_layers", "unsure_error_ratio")
 
 
 def pair_params(train: TrainParams, sweep: SweepParams, learning_rate: float, batch_size: int):

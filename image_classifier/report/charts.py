@@ -212,3 +212,38 @@ def sweep_heatmap_figure(results: pd.DataFrame, best: pd.Series, monitor: str) -
             f"lr={best['learning_rate']:g}, batch {int(best['batch_size'])}"
         )
     return figure
+
+
+def reliability_figure(diagrams: dict, unsure_below: float) -> Figure:
+    """Reliability diagrams side by side ({title: Reliability}, from model/calibration.py):
+    per confidence bin, how often the answers were right against how confident they were.
+    A calibrated model's bars touch the diagonal. Below, how many answers fall in each bin,
+    and the confidence below which predict says "unsure"."""
+    with style():
+        figure = Figure(figsize=(5.2 * len(diagrams), 6.2), layout="constrained")
+        grid = figure.subplots(2, len(diagrams), squeeze=False, sharex=True, height_ratios=[3, 1])
+        for (title, diagram), top, bottom in zip(diagrams.items(), grid[0], grid[1], strict=True):
+            width = 1 / len(diagram.lower)
+            filled = diagram.count > 0
+            lower = diagram.lower[filled]
+            top.bar(lower, diagram.accuracy[filled], width, align="edge", color="#4C72B0",
+                    edgecolor="white", label="share right")  # fmt: skip
+            gap = diagram.confidence[filled] - diagram.accuracy[filled]
+            top.bar(lower, gap, width, bottom=diagram.accuracy[filled], align="edge",
+                    fill=False, hatch="///", edgecolor="#C44E52", linewidth=0.8,
+                    label="gap to the mean confidence")  # fmt: skip
+            top.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
+            top.set(xlim=(0, 1), ylim=(0, 1), ylabel="share of answers right",
+                    title=f"{title}\nECE {diagram.ece:.4f}")  # fmt: skip
+            top.legend(loc="upper left", fontsize=8)
+            bottom.bar(lower, diagram.count[filled], width, align="edge", color="grey")
+            bottom.set(yscale="log", xlabel="confidence (the top class's probability)",
+                       ylabel="answers")  # fmt: skip
+            if unsure_below > 0:
+                for axes in (top, bottom):
+                    axes.axvline(unsure_below, color="#DD8452", linewidth=1.5)
+                bottom.annotate(f" unsure below {unsure_below:.0%}", (unsure_below, 0.8),
+                                xycoords=("data", "axes fraction"), color="#DD8452",
+                                fontsize=8)  # fmt: skip
+        figure.suptitle("Calibration on the test set: is the model right as often as it is sure?")
+    return figure

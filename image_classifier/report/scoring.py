@@ -165,6 +165,24 @@ def comparison_text(metrics: dict) -> str:
     return f"{verdict}: " + "; ".join(parts)
 
 
+def trust_text(metrics: dict) -> str:
+    """How far the confidence can be trusted, in two sentences."""
+    calibration, unsure = metrics["calibration"], metrics["unsure"]
+    text = (
+        f"Calibration error (ECE): {calibration['ece_before']:.4f} before, "
+        f"{calibration['ece_after']:.4f} after dividing the logits by the temperature "
+        f"{calibration['temperature']:.3f} fitted on val (plots/evaluate/reliability.png)."
+    )
+    if not unsure["threshold"]:
+        return text + " No answer is marked unsure."
+    rest = unsure["accuracy_when_sure"]
+    return text + (
+        f" Answers below {unsure['threshold']:.0%} confidence are marked unsure: "
+        f"{unsure['unsure_share']:.1%} of the test images; the others are "
+        + (f"{rest:.2%} right." if rest is not None else "none.")
+    )
+
+
 def report_markdown(metrics: dict, baselines: dict) -> str:
     """The classification report as Markdown tables (readable as plain text too)."""
     extras = [f"loss {metrics['loss']:.4f}"]
@@ -189,6 +207,8 @@ def report_markdown(metrics: dict, baselines: dict) -> str:
         best = max(baselines[key][name] for key in columns)
         lines.append(f"| {label} | {metrics[name]:.4f} | {cells} | {metrics[name] - best:+.4f} |")
     lines += ["", " · ".join(extras), ""]
+    if "calibration" in metrics:
+        lines += [trust_text(metrics), ""]
     if loses_to_a_baseline(metrics):
         lines += [f"**The model {comparison_text(metrics)}.** {WHAT_TO_TRY}", ""]
     if no_better_than_majority(metrics):

@@ -10,11 +10,14 @@ import pandas as pd
 from image_classifier.report.scoring import Predictions
 
 PREDICTIONS_FILE = "predictions.csv"
-TABLE_COLUMNS = ("path", "actual", "predicted", "confidence")
+TABLE_COLUMNS = ("path", "actual", "predicted", "confidence", "unsure")
 
 
-def prediction_table(predictions: Predictions, paths: list[str]) -> pd.DataFrame:
-    """One row per image: what DVC's confusion template and the gradcam stage read."""
+def prediction_table(
+    predictions: Predictions, paths: list[str], unsure_below: float = 0.0
+) -> pd.DataFrame:
+    """One row per image: what DVC's confusion template, the gradcam stage and `compare`
+    read; `unsure` marks the answers predict would call unsure."""
     names = np.array(predictions.class_names)
     return pd.DataFrame(
         {
@@ -22,6 +25,7 @@ def prediction_table(predictions: Predictions, paths: list[str]) -> pd.DataFrame
             "actual": names[predictions.labels],
             "predicted": names[predictions.predicted],
             "confidence": predictions.confidence.round(4),
+            "unsure": predictions.confidence < unsure_below,
         }
     )
 
