@@ -240,6 +240,22 @@ class GradcamParams(Section):
     wrong_per_class: int = Field(ge=0, le=20)
 
 
+class AuditParams(Section):
+    section: ClassVar[str] = "audit"
+    folds: int = Field(
+        ge=2, le=20, description="cross-validation folds for the train images' probabilities"
+    )
+    max_hash_distance: int = Field(
+        ge=0, le=128, description="near-duplicate candidates: perceptual hashes (256 bits) at "
+        "most this many bits apart",
+    )  # fmt: skip
+    min_correlation: float = Field(
+        ge=0, le=1, description="near-duplicates: candidates whose thumbnails correlate at "
+        "least this well (at the best of small shifts)",
+    )  # fmt: skip
+    shown: int = Field(ge=0, le=200, description="findings drawn in each gallery")
+
+
 ExportFormat = Literal["saved_model", "tflite", "int8", "onnx"]
 
 
@@ -277,7 +293,7 @@ class ExportParams(Section):
 
 SECTIONS: tuple[type[Section], ...] = (
     BaseParams, DataParams, ResizeParams, SplitParams, TrainParams, SweepParams,
-    EvaluateParams, GradcamParams, ExportParams,
+    EvaluateParams, GradcamParams, ExportParams, AuditParams,
 )  # fmt: skip
 
 

@@ -1,13 +1,16 @@
 """split: stratified train/val/test with no image in two splits.
 
-Exact duplicates (same pixels after resize) are kept once; a source that came with its own
-test split keeps it. Writes the split CSV, counts per class and split, and a bar chart.
+The label corrections (--corrections, a CSV in git; image_classifier/data/corrections.py)
+are applied first: images relabelled, or excluded from every split. Exact duplicates (same
+pixels after resize) are kept once; a source that came with its own test split keeps it.
+Writes the split CSV, counts per class and split, and a bar chart.
 """
 
 import logging
 
 from image_classifier.atomic import write_csv, write_json
 from image_classifier.console import parse_paths, run_stage
+from image_classifier.data.corrections import apply_corrections, read_corrections
 from image_classifier.data.dataset import read_csv
 from image_classifier.data.filenames import INDEX_FILE
 from image_classifier.data.partition import assign_splits, count_table, summary
@@ -22,6 +25,7 @@ def main(argv: list[str] | None = None) -> None:
         argv,
         __doc__,
         resized="the data/resized folder",
+        corrections="the label corrections CSV (path, action, label, note)",
         out="the split CSV to write",
         metrics="counts JSON to write",
         plot="class distribution PNG to write",
@@ -29,14 +33,22 @@ def main(argv: list[str] | None = None) -> None:
     params = read_params()
     base, split = BaseParams.from_params(params), SplitParams.from_params(params)
     index = read_csv(args.resized / INDEX_FILE, ("path", "class", "split", "pixel_hash"))
-    table = assign_splits(index, split.val_fraction, split.test_fraction, base.seed)
+    corrections = read_corrections(args.corrections)
+    classes, excluded = apply_corrections(
+        index["class"], index["path"], corrections, str(args.corrections)
+    )
+    relabelled = int((classes != index["class"]).sum())
+    index = index.assign(**{"class": classes})
+    table = assign_splits(index, split.val_fraction, split.test_fraction, base.seed, excluded)
     write_csv(args.out, table[["row", "path", "class", "split"]])
-    result = summary(table)
+    result = summary(table, relabelled)
     write_json(args.metrics, result)
     save_figure(class_distribution_figure(count_table(table)), args.plot)
     log.info(
-        "split: train %d, val %d, test %d, %d duplicates dropped",
+        "split: train %d, val %d, test %d, %d duplicates dropped; corrections: %d relabelled, "
+        "%d excluded",
         result["train"], result["val"], result["test"], result["duplicates_dropped"],
+        result["relabelled"], result["excluded"],
     )  # fmt: skip
 
 

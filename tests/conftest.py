@@ -22,7 +22,7 @@ from tests.workspace import (  # noqa: F401  (re-exported for the tests)
 
 PROJECT_FILES = (
     "dvc.yaml", "params.yaml", "params.schema.json", "stages", "image_classifier", "photos",
-    "weights",
+    "weights", "data/corrections.csv",
 )  # fmt: skip
 
 
@@ -76,6 +76,7 @@ def make_dvc_repo(folder: Path) -> Path:
         if source.is_dir():
             shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, repo / name)
     shutil.copy2(ROOT / ".gitignore", repo / ".gitignore")
     run(["git", "init", "-q", "-b", "main"], repo)

@@ -14,6 +14,7 @@ from tests.conftest import copy_repo, dvc, png_size, run, save_image
 from tests.test_quiet import STARTUP_WORDS
 
 DATA_STAGES = ("download", "resize", "split")
+AFTER_SPLIT = ("baseline", "train", "sweep", "evaluate", "gradcam", "export", "audit")
 
 
 def ran(output: str) -> set[str]:
@@ -24,9 +25,7 @@ def ran(output: str) -> set[str]:
 def baseline(tiny_pipeline, tmp_path_factory) -> Path:
     """The whole pipeline reproduced once and committed, like the repository's own baseline."""
     repo, result = tiny_pipeline
-    assert ran(result.stdout) == {
-        *DATA_STAGES, "baseline", "train", "sweep", "evaluate", "gradcam", "export"
-    }  # fmt: skip
+    assert ran(result.stdout) == {*DATA_STAGES, *AFTER_SPLIT}
     # What a user sees: the stages' lines, not TensorFlow's start-up lines.
     assert not [word for word in STARTUP_WORDS if word in result.stdout + result.stderr]
     return copy_repo(repo, tmp_path_factory.mktemp("experiments"))
@@ -163,3 +162,33 @@ def test_plots_show_renders_curves_sweep_and_images(baseline):
     assert any("heatmap.png" in name for name in images)
     assert any("confusion_matrix.png" in name for name in images)
     assert any("cat.png" in name for name in images)  # a Grad-CAM grid
+    assert any("suspect_labels.png" in name for name in images)  # the audit's galleries
+    assert any("near_duplicates.png" in name for name in images)
+    assert any("reliability.png" in name for name in images)
+
+
+def test_a_correction_reruns_split_and_what_follows_and_nothing_else(baseline):
+    """data/corrections.csv is a dependency of split: a reviewed edit is a commit, whose
+    effect `git diff` and `dvc metrics diff` show."""
+    import pandas as pd
+
+    table = pd.read_csv(baseline / "data/split.csv")
+    train = table[table["split"] == "train"]
+    relabelled, excluded = train.iloc[0], train.iloc[1]
+    other = next(name for name in sorted(table["class"].unique()) if name != relabelled["class"])
+    assert json.loads(dvc("status", "--json", cwd=baseline).stdout) == {}
+    with (baseline / "data/corrections.csv").open("a") as corrections:
+        corrections.write(f"{relabelled['path']},relabel,{other},looks like one\n"
+                          f"{excluded['path']},exclude,,blurred\n")  # fmt: skip
+    status = json.loads(dvc("status", "--json", cwd=baseline).stdout)
+    assert set(status) == {"split"}, status  # only split's own deps changed
+    assert ran(dvc("repro", cwd=baseline).stdout) == {"split", *AFTER_SPLIT}
+    after = pd.read_csv(baseline / "data/split.csv").set_index("path")
+    assert after.loc[relabelled["path"], "class"] == other
+    assert after.loc[excluded["path"], "split"] == "excluded"
+    split = json.loads((baseline / "metrics/split.json").read_text())
+    assert (split["relabelled"], split["excluded"]) == (1, 1)
+    diff = run(["git", "diff", "--", "data/corrections.csv"], baseline).stdout
+    assert f"+{relabelled['path']},relabel,{other}" in diff
+    metrics = json.loads(dvc("metrics", "diff", "--json", cwd=baseline).stdout)
+    assert metrics["metrics/split.json"]["excluded"] == {"old": 0, "new": 1, "diff": 1}

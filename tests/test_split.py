@@ -132,3 +132,65 @@ def test_one_class_is_refused_before_training():
     labels, groups = dataset(per_class=(30,))
     with pytest.raises(StageError, match=r"the data has 1 class \('c0'\): a classifier needs"):
         split_indices(labels, groups, np.full(len(labels), ""), 0.2, 0.2, seed=0)
+
+
+def corrections_file(tmp_path, text: str) -> pd.DataFrame:
+    from image_classifier.data.corrections import read_corrections
+
+    path = tmp_path / "corrections.csv"
+    path.write_text("path,action,label,note\n" + text)
+    return read_corrections(path)
+
+
+def small_index():
+    return pd.DataFrame({"path": ["cat/1.png", "cat/2.png", "dog/1.png", "dog/2.png"],
+                         "class": ["cat", "cat", "dog", "dog"]})  # fmt: skip
+
+
+def test_corrections_relabel_and_exclude_exactly_the_rows_they_name(tmp_path):
+    from image_classifier.data.corrections import apply_corrections
+
+    index = small_index()
+    corrections = corrections_file(
+        tmp_path, "cat/2.png,relabel,dog,looks like a dog\ndog/1.png,exclude,,blurred\n"
+    )
+    classes, excluded = apply_corrections(index["class"], index["path"], corrections, "c.csv")
+    assert classes.tolist() == ["cat", "dog", "dog", "dog"]
+    assert excluded.tolist() == [False, False, True, False]
+    assert index["class"].tolist() == ["cat", "cat", "dog", "dog"]  # the input is not changed
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        ("cat/9.png,exclude,,\n", "c.csv line 2: 'cat/9.png' is not an image of the data"),
+        ("cat/1.png,relabel,cow,\n", "c.csv line 2: class 'cow' is not one of the classes (cat, dog)"),
+        ("cat/1.png,exclude,,\ndog/2.png,exclude,,\ncat/1.png,relabel,dog,\n",
+         "c.csv line 4: 'cat/1.png' is listed twice (first on line 2)"),
+        ("cat/1.png,delete,,\n", "c.csv line 2: action 'delete' is not one of relabel, exclude"),
+        ("cat/1.png,relabel,,\n", "c.csv line 2: class '' is not one of the classes (cat, dog)"),
+    ],
+)  # fmt: skip
+def test_a_bad_correction_is_refused_with_its_line(tmp_path, rows, expected):
+    from image_classifier.data.corrections import apply_corrections
+
+    index = small_index()
+    with pytest.raises(StageError) as error:
+        apply_corrections(index["class"], index["path"], corrections_file(tmp_path, rows), "c.csv")
+    assert str(error.value).startswith(expected)
+    assert "\n" not in str(error.value)
+
+
+def test_excluded_images_are_in_no_split():
+    from image_classifier.data.partition import assign_splits
+
+    labels, groups = dataset(per_class=(40, 40))
+    index = pd.DataFrame({"path": [f"p{i}" for i in range(80)], "class": labels, "split": "",
+                          "pixel_hash": groups})  # fmt: skip
+    excluded = pd.Series(np.arange(80) % 10 == 0)
+    table = assign_splits(index, 0.2, 0.2, seed=0, excluded=excluded)
+    assert (table.loc[excluded, "split"] == "excluded").all()
+    assert table.loc[~excluded, "split"].isin(["train", "val", "test"]).all()
+    assert table["row"].tolist() == list(range(80))  # rows still point into images.npy
+    assert summary(table, relabelled=3)["excluded"] == 8
+    assert summary(table, relabelled=3)["relabelled"] == 3

@@ -12,6 +12,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from image_classifier.console import StageError
+from image_classifier.data.corrections import EXCLUDED
 from image_classifier.data.dataset import SPLITS
 
 DUPLICATE = "duplicate"
@@ -117,18 +118,20 @@ def _check_class_sizes(frame: pd.DataFrame, pool: pd.Series, needed: int) -> Non
 
 def count_table(table: pd.DataFrame) -> pd.DataFrame:
     """Images per class (rows) and split (columns train, val, test)."""
-    used = table[table["split"] != DUPLICATE]
+    used = table[table["split"].isin(SPLITS)]
     counts = pd.crosstab(used["class"], used["split"])
     return counts.reindex(columns=list(SPLITS), fill_value=0)
 
 
-def summary(table: pd.DataFrame) -> dict:
+def summary(table: pd.DataFrame, relabelled: int = 0) -> dict:
     counts = count_table(table)
     duplicates = table[table["split"] == DUPLICATE]
     labels_per_group = table.groupby("pixel_hash")["class"].nunique()
     return {
         **{split: int(counts[split].sum()) for split in SPLITS},
         "duplicates_dropped": len(duplicates),
+        "relabelled": relabelled,
+        "excluded": int((table["split"] == EXCLUDED).sum()),
         "duplicates_with_another_class": int((labels_per_group > 1).sum()),
         "per_class": {
             name: {split: int(counts.loc[name, split]) for split in SPLITS} for name in counts.index
@@ -136,16 +139,27 @@ def summary(table: pd.DataFrame) -> dict:
     }
 
 
-def assign_splits(index: pd.DataFrame, val_fraction: float, test_fraction: float, seed: int):
-    """The resize stage's index with a `row` (into images.npy) and each row's split."""
+def assign_splits(
+    index: pd.DataFrame,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    excluded: pd.Series | None = None,
+):
+    """The resize stage's index with a `row` (into images.npy) and each row's split; rows
+    marked `excluded` (by the corrections) get the split `excluded` and are used nowhere."""
     table = index.copy()
     table.insert(0, "row", np.arange(len(table)))
-    table["split"] = split_indices(
-        table["class"].to_numpy(),
-        table["pixel_hash"].to_numpy(),
-        table["split"].to_numpy(),
+    kept = ~excluded.to_numpy() if excluded is not None else np.ones(len(table), bool)
+    given = table["split"].to_numpy()
+    assignment = np.full(len(table), EXCLUDED, dtype=object)
+    assignment[kept] = split_indices(
+        table["class"].to_numpy()[kept],
+        table["pixel_hash"].to_numpy()[kept],
+        given[kept],
         val_fraction,
         test_fraction,
         seed,
     )
+    table["split"] = assignment
     return table

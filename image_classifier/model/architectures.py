@@ -163,6 +163,12 @@ def load_trained_model(path: Path) -> keras.Model:
         ) from None
 
 
+def embedding_model(model: keras.Model) -> keras.Model:
+    """The trained model returning (embedding, logits): the pooled features its classifier
+    sees (the head's `pool` layer, in every architecture here) beside its answer."""
+    return keras.Model(model.inputs, [model.get_layer("pool").output, model.output])
+
+
 def unfreeze_top(model: keras.Model, count: int) -> list[str]:
     """Make the last `count` weighted layers of a transfer model's base trainable.
 

@@ -1,0 +1,1 @@
+"""Auditing the data: suspect labels and near-duplicates (the audit stage)."""

@@ -1,0 +1,48 @@
+"""Suspect labels: images whose given label the data disagrees with, by confident learning
+(cleanlab) on out-of-sample class probabilities.
+
+Out of sample for every image: val and test images get the trained model's (calibrated)
+probabilities, since it never trained on them; train images get those of a logistic
+regression on the network's embeddings, fitted fold by fold without the image itself.
+"""
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+
+def cross_validated_probabilities(
+    embeddings: np.ndarray, labels: np.ndarray, num_classes: int, folds: int, seed: int
+) -> np.ndarray:
+    """Each image's class probabilities from a classifier fitted on the other folds."""
+    smallest = int(np.bincount(labels, minlength=num_classes)[np.unique(labels)].min())
+    splitter = StratifiedKFold(max(2, min(folds, smallest)), shuffle=True, random_state=seed)
+    classifier = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=500))
+    probabilities = np.zeros((len(labels), num_classes))
+    present = np.unique(labels)
+    predicted = cross_val_predict(classifier, embeddings, labels, cv=splitter,
+                                  method="predict_proba")  # fmt: skip
+    probabilities[:, present] = predicted
+    return probabilities
+
+
+def suspect_labels(labels: np.ndarray, probabilities: np.ndarray) -> pd.DataFrame:
+    """The images cleanlab finds mislabelled (prune by noise rate), worst first: index,
+    given and suggested class (the most probable one), and the label quality score (the
+    probability of the given label: low is suspect)."""
+    from cleanlab.filter import find_label_issues
+
+    issues = find_label_issues(
+        labels, probabilities, filter_by="prune_by_noise_rate",
+        return_indices_ranked_by="self_confidence",
+    )  # fmt: skip
+    issues = np.asarray(issues, int)
+    return pd.DataFrame({
+        "index": issues,
+        "given": labels[issues],
+        "suggested": probabilities[issues].argmax(axis=1),
+        "score": probabilities[issues, labels[issues]].round(4),
+    })  # fmt: skip

@@ -1,0 +1,118 @@
+"""audit: suspect labels and near-duplicate photos in the data, for a person to review.
+
+Suspect labels: confident learning (cleanlab) on out-of-sample class probabilities, the
+trained model's for val and test, a cross-validated classifier on its embeddings for train
+(image_classifier/audit/labels.py). Near-duplicates: pairs of photos whose perceptual
+hashes nearly match, within a split, across splits (leakage) and across classes (a label
+conflict; image_classifier/audit/duplicates.py). Writes into --out findings.csv (every
+finding), suggested_corrections.csv (rows in data/corrections.csv's format, to review and
+copy) and a gallery PNG per kind; to --metrics the counts per kind, split and class.
+Nothing is changed: a correction is a person's edit of data/corrections.csv.
+"""
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from image_classifier.atomic import write_csv, write_json
+from image_classifier.console import parse_paths, run_stage
+from image_classifier.data.dataset import SPLITS, class_names, gather_rows, read_csv
+from image_classifier.data.filenames import IMAGES_FILE
+from image_classifier.params import AuditParams, BaseParams, read_params
+from image_classifier.report.charts import Panel, image_grid_figure, save_figure
+
+log = logging.getLogger(__name__)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_paths(
+        argv,
+        __doc__,
+        resized="the data/resized folder",
+        split="the split CSV",
+        model="the trained .keras model",
+        metrics="counts JSON to write",
+        out="folder for the findings table, suggested corrections and galleries",
+    )
+    params = read_params()
+    base, audit = BaseParams.from_params(params), AuditParams.from_params(params)
+    table = read_csv(args.split, ("row", "path", "class", "split"))
+    names = class_names(table["class"])
+    used = table[table["split"].isin(SPLITS)].reset_index(drop=True)
+    images = gather_rows(np.load(args.resized / IMAGES_FILE, mmap_mode="r"),
+                         used["row"].astype(int).to_numpy())  # fmt: skip
+    labels = used["class"].map(names.index).to_numpy()
+    splits = used["split"].to_numpy()
+
+    from image_classifier.audit.duplicates import describe_pairs, near_duplicate_pairs
+    from image_classifier.audit.findings import (
+        audit_metrics,
+        duplicate_findings,
+        label_findings,
+        suggested_corrections,
+    )
+    from image_classifier.audit.labels import cross_validated_probabilities, suspect_labels
+    from image_classifier.model.architectures import embedding_model, load_trained_model
+    from image_classifier.model.probabilities import softmax
+
+    model = embedding_model(load_trained_model(args.model))
+    embeddings, logits = model.predict(images, batch_size=256, verbose=0)
+    probabilities = softmax(logits)
+    train = splits == "train"
+    probabilities[train] = cross_validated_probabilities(
+        embeddings[train], labels[train], len(names), audit.folds, base.seed
+    )
+    suspects = label_findings(suspect_labels(labels, probabilities), used, names)
+    pairs = near_duplicate_pairs(images, audit.max_hash_distance, audit.min_correlation)
+    pairs = describe_pairs(pairs, splits, labels)
+    duplicates = duplicate_findings(pairs, used)
+    write_csv(args.out / "findings.csv", pd.concat([suspects, duplicates], ignore_index=True))
+    write_csv(args.out / "suggested_corrections.csv", suggested_corrections(suspects))
+    metrics = audit_metrics(suspects, duplicates, used, names)
+    write_json(args.metrics, metrics)
+    save_figure(suspects_gallery(suspects, images, audit.shown), args.out / "suspect_labels.png")
+    save_figure(duplicates_gallery(duplicates, images, audit.shown),
+                args.out / "near_duplicates.png")  # fmt: skip
+    labelled, pairs_found = metrics["suspect_labels"], metrics["near_duplicates"]
+    log.info(
+        "audit: %d suspect labels of %d images (%.1f%%); %d near-duplicate pairs: %d across "
+        "splits, %d across classes, %d within a split; review %s, then copy the rows you agree "
+        "with into data/corrections.csv",
+        labelled["total"], metrics["images"], 100 * labelled["share"], pairs_found["pairs"],
+        pairs_found["across_splits"], pairs_found["across_classes"], pairs_found["within_split"],
+        args.out / "suggested_corrections.csv",
+    )  # fmt: skip
+
+
+def suspects_gallery(suspects: pd.DataFrame, images: np.ndarray, shown: int):
+    panels = [
+        Panel(images[row.position], f"{row.split}: labelled {row.given}\nsuggested "
+              f"{row.suggested} (p(label) {row.score:.2f})", color="#C44E52")
+        for row in suspects.head(shown).itertuples()
+    ]  # fmt: skip
+    title = (f"Suspect labels: the {len(panels)} least likely of {len(suspects)} "
+             "(plots/audit/findings.csv has them all)")  # fmt: skip
+    return image_grid_figure([panels], title, columns=6)
+
+
+def duplicates_gallery(duplicates: pd.DataFrame, images: np.ndarray, shown: int):
+    """Each pair side by side, label conflicts first, then leaks across splits."""
+    order = duplicates.sort_values(["across_classes", "across_splits", "correlation"],
+                                   ascending=[False, False, False], kind="stable")  # fmt: skip
+    panels = []
+    for row in order.head(shown // 2).itertuples():
+        color = "#C44E52" if row.across_classes else "#DD8452" if row.across_splits else "black"
+        panels += [
+            Panel(images[row.position], f"{row.split}: {row.given}", color=color),
+            Panel(images[row.duplicate_position],
+                  f"{row.duplicate_split}: {row.duplicate_label} (r {row.correlation:.3f})",
+                  color=color),
+        ]  # fmt: skip
+    title = (f"Near-duplicate pairs: {len(panels) // 2} of {len(duplicates)}; red: two labels, "
+             "orange: in two splits")  # fmt: skip
+    return image_grid_figure([panels], title, columns=6)
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,129 @@
+"""audit: suspect labels and near-duplicates found where they were planted, and nowhere else."""
+
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image, ImageEnhance
+
+from image_classifier.audit.duplicates import describe_pairs, near_duplicate_pairs
+from tests.conftest import png_size, run_stage, write_params
+from tests.test_train import TINY, train_args
+
+
+def edited_copy(image: np.ndarray, crop: int = 3, brightness: float = 1.15) -> np.ndarray:
+    """The same picture cropped a few pixels, resized back, brightened and saved as JPEG."""
+    size = image.shape[0]
+    picture = Image.fromarray(image).crop((crop, crop // 2, size - crop // 2, size - crop))
+    picture = ImageEnhance.Brightness(picture.resize((size, size))).enhance(brightness)
+    buffer = io.BytesIO()
+    picture.save(buffer, "JPEG", quality=80)
+    return np.asarray(Image.open(buffer).convert("RGB"))
+
+
+def photos(count: int, size: int = 96, seed: int = 0) -> np.ndarray:
+    """Distinct photo-like grayscale images: random fields at four scales, each weaker as it
+    gets finer (as in photographs, whose detail falls off with frequency)."""
+    rng = np.random.default_rng(seed)
+    result = np.zeros((count, size, size))
+    for cells, weight in ((4, 1.0), (8, 0.6), (16, 0.35), (32, 0.2)):
+        for index in range(count):
+            field = Image.fromarray(rng.normal(0, 1, (cells, cells)).astype(np.float32))
+            result[index] += weight * np.asarray(field.resize((size, size), Image.BICUBIC))
+    result = 110 + 35 * result / result.std()
+    return np.repeat(result.clip(0, 200).astype(np.uint8)[..., None], 3, axis=3)
+
+
+def test_near_duplicates_are_edited_copies_and_not_similar_photos():
+    images = photos(40)
+    copies = [edited_copy(images[0]), edited_copy(images[7], crop=4, brightness=1.2)]
+    pairs = near_duplicate_pairs(np.concatenate([images, copies]), 72, 0.97)
+    assert sorted(zip(pairs["first"], pairs["second"], strict=True)) == [(0, 40), (7, 41)]
+    splits = np.array(["train"] * 40 + ["test", "train"])
+    labels = np.array([0] * 41 + [1])
+    described = describe_pairs(pairs.sort_values("first"), splits, labels)
+    assert described["across_splits"].tolist() == [True, False]
+    assert described["across_classes"].tolist() == [False, True]
+
+
+CLASSES = ("cat", "cow", "dog")
+
+
+@pytest.fixture(scope="module")
+def audited(tmp_path_factory):
+    """Photos whose class is a tint (red, green or blue), with 3 train labels flipped, an
+    edited copy of a test photo added to train (leakage), and a train photo copied under
+    another class (a label conflict)."""
+    folder = tmp_path_factory.mktemp("audit")
+    per_class = 40
+    images = photos(per_class * len(CLASSES), seed=1).astype(np.int16)
+    labels = np.repeat(np.arange(len(CLASSES)), per_class)
+    images[np.arange(len(images)), :, :, labels] += 55  # the tint gives the class away
+    images = images.clip(0, 255).astype(np.uint8)
+    split = pd.DataFrame({
+        "row": np.arange(len(images)),
+        "path": [f"{CLASSES[label]}/{index}.png" for index, label in enumerate(labels)],
+        "class": [CLASSES[label] for label in labels],
+        "split": [("train", "train", "train", "val", "test")[i % 5] for i in range(len(images))],
+    })  # fmt: skip
+    train = split.index[split["split"] == "train"]
+    flipped = train[[0, 30, 60]]  # a cat, a cow and a dog
+    rename = {"cat": "cow", "cow": "dog", "dog": "cat"}
+    split.loc[flipped, "class"] = split.loc[flipped, "class"].map(rename)
+    leaked, conflict = split.index[split["split"] == "test"][5], train[10]
+    extra = np.stack([edited_copy(images[leaked]), edited_copy(images[conflict], crop=2)])
+    rows = pd.DataFrame({
+        "row": [len(images), len(images) + 1], "path": ["extra/leak.jpg", "extra/twin.jpg"],
+        "class": [split.loc[leaked, "class"], rename[split.loc[conflict, "class"]]],
+        "split": ["train", "train"],
+    })  # fmt: skip
+    (folder / "resized").mkdir()
+    np.save(folder / "resized/images.npy", np.concatenate([images, extra]))
+    pd.concat([split, rows]).to_csv(folder / "split.csv", index=False)
+    write_params(folder, **TINY | {"train__epochs": 4})
+    run_stage("train", *train_args(folder), cwd=folder)
+    result = run_stage(
+        "audit", "--resized", "resized", "--split", "split.csv", "--model", "models/model.keras",
+        "--metrics", "audit.json", "--out", "audit", cwd=folder,
+    )  # fmt: skip
+    planted = {"flipped": set(split.loc[flipped, "path"]), "leaked": split.loc[leaked, "path"],
+               "conflict": split.loc[conflict, "path"]}  # fmt: skip
+    return folder, result, planted
+
+
+def test_the_audit_finds_the_flipped_labels(audited):
+    folder, _, planted = audited
+    findings = pd.read_csv(folder / "audit/findings.csv", keep_default_na=False)
+    suspects = findings[findings["kind"] == "suspect_label"]
+    found = set(suspects["path"]) & planted["flipped"]
+    assert len(found) >= 2, suspects
+    assert len(suspects) <= 2 * len(planted["flipped"])  # few false alarms besides them
+    # A flipped image's suggestion is its true class, and the review file says so.
+    suggested = pd.read_csv(folder / "audit/suggested_corrections.csv", keep_default_na=False)
+    for path in found:
+        row = suggested[suggested["path"] == path].iloc[0]
+        assert row["action"] == "relabel" and path.startswith(row["label"] + "/")
+
+
+def test_the_audit_finds_the_planted_duplicates(audited):
+    folder, result, planted = audited
+    findings = pd.read_csv(folder / "audit/findings.csv", keep_default_na=False)
+    pairs = findings[findings["kind"] == "near_duplicate"]
+    found = [frozenset({row.path, row.duplicate_path}) for row in pairs.itertuples()]
+    assert sorted(found, key=sorted) == sorted(
+        [frozenset({planted["leaked"], "extra/leak.jpg"}),
+         frozenset({planted["conflict"], "extra/twin.jpg"})], key=sorted,
+    )  # fmt: skip
+    metrics = json.loads((folder / "audit.json").read_text())
+    duplicates = metrics["near_duplicates"]
+    assert (duplicates["pairs"], duplicates["across_splits"], duplicates["across_classes"]) == (
+        2, 1, 1
+    )  # fmt: skip
+    assert duplicates["across_split_pairs"] == {"test-train": 1}
+    assert metrics["suspect_labels"]["total"] == len(findings[findings["kind"] == "suspect_label"])
+    assert "near-duplicate pairs: 1 across splits, 1 across classes" in result.stderr
+    for gallery in ("suspect_labels.png", "near_duplicates.png"):
+        width, height = png_size(folder / "audit" / gallery)
+        assert width > 300 and height > 150
