@@ -127,3 +127,25 @@ def test_the_audit_finds_the_planted_duplicates(audited):
     for gallery in ("suspect_labels.png", "near_duplicates.png"):
         width, height = png_size(folder / "audit" / gallery)
         assert width > 300 and height > 150
+
+
+def test_no_findings_make_empty_tables_with_their_headers():
+    """A clean set: no suspects and no pairs are tables with headers, not a crash."""
+    from image_classifier.audit.findings import (
+        audit_metrics,
+        duplicate_findings,
+        label_findings,
+        suggested_corrections,
+    )
+
+    used = pd.DataFrame({"path": ["a/1.png", "b/2.png"], "class": ["a", "b"],
+                         "split": ["train", "test"]})  # fmt: skip
+    none = pd.DataFrame({"index": [], "given": [], "suggested": [], "score": []}, dtype=int)
+    suspects = label_findings(none, used, ["a", "b"])
+    corrections = suggested_corrections(suspects)
+    assert corrections.columns.tolist() == ["path", "action", "label", "note"]
+    assert corrections.empty
+    pairs = pd.DataFrame({"first": [], "second": [], "distance": [], "correlation": [],
+                          "across_splits": [], "across_classes": [], "within_split": []})  # fmt: skip
+    metrics = audit_metrics(suspects, duplicate_findings(pairs.astype(int), used), used, ["a", "b"])
+    assert metrics["suspect_labels"]["total"] == 0 and metrics["near_duplicates"]["pairs"] == 0

@@ -55,7 +55,7 @@ def test_exp_run_reruns_only_what_depends_on_train_params(baseline):
     # DVC writes this value as `2e-05`, which YAML 1.1 (PyYAML) reads as a string.
     result = dvc("exp", "run", "-S", "train.learning_rate=0.00002", cwd=baseline)
     assert "learning_rate: 2e-05" in (baseline / "params.yaml").read_text()
-    assert ran(result.stdout) == {"train", "evaluate", "gradcam", "export"}
+    assert ran(result.stdout) == {"train", "evaluate", "gradcam", "export", "audit"}
     after = json.loads((baseline / "metrics/train.json").read_text())
     assert after["val_loss"] != before["val_loss"]
     diff = json.loads(dvc("metrics", "diff", "--json", cwd=baseline).stdout)
@@ -76,14 +76,16 @@ def test_the_readmes_own_photos_command(baseline, tmp_path):
             size = (48 + 7 * number, 30 + 5 * index)
             save_image(photos / name / f"IMG_{number:04d}.jpg", size=size,
                        color=(40 + 150 * index, 90, 200 - 150 * index))  # fmt: skip
-    result = dvc("exp", "run", "-S", "data.source=folder", "-S", f"data.folder={photos}",
-                 cwd=baseline)  # fmt: skip
-    assert {"download", "resize", "split", "train", "evaluate"} <= ran(result.stdout)
-    evaluation = json.loads((baseline / "metrics/evaluate.json").read_text())
-    assert set(evaluation["per_class"]) == {"heron", "otter"}
-    assert "above_best_baseline" in evaluation
-    run(["git", "checkout", "--", "."], baseline)  # back to the committed pipeline
-    dvc("checkout", "-q", "--force", cwd=baseline)
+    try:
+        result = dvc("exp", "run", "-S", "data.source=folder", "-S", f"data.folder={photos}",
+                     cwd=baseline)  # fmt: skip
+        assert {"download", "resize", "split", "train", "evaluate"} <= ran(result.stdout)
+        evaluation = json.loads((baseline / "metrics/evaluate.json").read_text())
+        assert set(evaluation["per_class"]) == {"heron", "otter"}
+        assert "above_best_baseline" in evaluation
+    finally:  # back to the committed pipeline, whatever happened
+        run(["git", "checkout", "--", "."], baseline)
+        dvc("checkout", "-q", "--force", cwd=baseline)
 
 
 def finished_experiments(repo: Path) -> dict[tuple, dict]:

@@ -48,9 +48,11 @@ def duplicate_findings(pairs: pd.DataFrame, used: pd.DataFrame) -> pd.DataFrame:
 
 def suggested_corrections(suspects: pd.DataFrame) -> pd.DataFrame:
     """The suspects as rows of data/corrections.csv: relabel to the suggested class."""
-    note = "audit: p(label) " + suspects["score"].map("{:.2f}".format)
-    return pd.DataFrame({"path": suspects["path"], "action": "relabel",
-                         "label": suspects["suggested"], "note": note})  # fmt: skip
+    return pd.DataFrame({
+        "path": suspects["path"].tolist(), "action": "relabel",
+        "label": suspects["suggested"].tolist(),
+        "note": [f"audit: p(label) {score:.2f}" for score in suspects["score"]],
+    }, columns=["path", "action", "label", "note"])  # fmt: skip
 
 
 def audit_metrics(
@@ -63,7 +65,7 @@ def audit_metrics(
         return {key: int(counts.get(key, 0)) for key in keys}
 
     in_pairs = pd.concat([duplicates["given"], duplicates["duplicate_label"]])
-    split_pairs = duplicates[duplicates["across_splits"]]
+    split_pairs = duplicates[duplicates["across_splits"].astype(bool)]
     pair_splits = zip(split_pairs["split"], split_pairs["duplicate_split"], strict=True)
     crossings = pd.Series(["-".join(sorted(pair)) for pair in pair_splits], dtype=str)
     return {

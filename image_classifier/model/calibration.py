@@ -57,8 +57,12 @@ class Reliability:
 def reliability(
     probabilities: np.ndarray, labels: np.ndarray, bins: int = CALIBRATION_BINS
 ) -> Reliability:
-    confidence = probabilities.max(axis=1)
-    correct = probabilities.argmax(axis=1) == labels
+    return binned(probabilities.max(axis=1), probabilities.argmax(axis=1) == labels, bins)
+
+
+def binned(confidence: np.ndarray, correct: np.ndarray, bins: int = CALIBRATION_BINS):
+    """The reliability diagram of answers given as their confidence and whether they were
+    right."""
     edges = np.linspace(0, 1, bins + 1)
     # Bin i holds (edges[i], edges[i + 1]]; a confidence of exactly 0 cannot occur.
     index = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)

@@ -178,8 +178,8 @@ def trust_text(metrics: dict) -> str:
     rest = unsure["accuracy_when_sure"]
     return text + (
         f" Answers below {unsure['threshold']:.0%} confidence are marked unsure: "
-        f"{unsure['unsure_share']:.1%} of the test images; the others are "
-        + (f"{rest:.2%} right." if rest is not None else "none.")
+        f"{unsure['unsure_share']:.1%} of the test images"
+        + (f"; the others are {rest:.2%} right." if rest is not None else ".")
     )
 
 

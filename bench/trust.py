@@ -1,0 +1,211 @@
+"""The trust benchmark: calibration, the unsure answer, the int8 export, and the comparison
+of two runs, measured on the embedded data and on real-photo sets.
+
+    python -m bench.trust                 # embedded, lookalikes-aligned, textures-balanced
+    python -m bench.trust --only embedded
+
+For each dataset, a clone runs `dvc repro evaluate export` at the committed params
+(`data.source: folder` for a bench.real set), and the table gives: the calibration error
+(ECE) of the test answers before and after train's temperature, the share of test answers
+marked unsure and the accuracy of the others, the share of photos from another dataset
+that `predict` marks unsure (photos of things the model has no class for), and the int8
+export's size, latency, top-1 agreement with Keras and largest per-class recall drop.
+On the embedded data it also trains the sweep's best pair as a DVC experiment and runs
+`python -m image_classifier.compare main <experiment>` on it, the committed run against
+that experiment, image by image. Writes bench/trust_results.{md,json}.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from bench.machine import describe_machine, matmul_gflops
+from bench.real import git_commit
+from bench.real_photos import datasets, fashion_mnist
+from bench.workspace import ROOT, clone, command_env, dvc, set_params
+
+DEFAULT = "embedded,lookalikes-aligned,textures-balanced,fashion-mnist-small"
+OTHER_PHOTOS = 300  # photos of another dataset shown to each model
+
+
+def other_photos(target: Path, dataset: str, seed: int = 0) -> Path:
+    """Photos the model has no class for: Fashion-MNIST products for the embedded animals'
+    model, Animal-MNIST silhouettes for the others, and in both cases the photographs in
+    scikit-image's and scikit-learn's packages (a cat, an astronaut, coffee, a temple...)."""
+    from skimage import data
+    from sklearn.datasets import load_sample_images
+
+    target.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    if dataset == "embedded":
+        images, _ = fashion_mnist()
+    else:
+        from animal_mnist.dataset_Loader import load_animal_mnist_dataset
+
+        images, _ = load_animal_mnist_dataset()
+    for index in rng.choice(len(images), OTHER_PHOTOS, replace=False):
+        Image.fromarray(np.asarray(images[index]).squeeze().astype(np.uint8)).save(
+            target / f"other-{index}.png"
+        )
+    photos = ["astronaut", "coffee", "chelsea", "rocket", "camera", "moon", "page", "horse",
+              "clock", "coins", "immunohistochemistry", "retina", "motorcycle_left"]  # fmt: skip
+    for name in photos:
+        picture = getattr(data, name)()
+        if picture.dtype != np.uint8:
+            picture = (255 * (picture / picture.max())).astype(np.uint8)
+        Image.fromarray(picture[..., :3] if picture.ndim == 3 else picture).save(
+            target / f"photo-{name}.png"
+        )
+    for number, picture in enumerate(load_sample_images().images):
+        Image.fromarray(picture).save(target / f"photo-sample-{number}.png")
+    return target
+
+
+def ece_noise_floor(repo: Path, draws: int = 200) -> float:
+    """The ECE a perfectly calibrated model with these test confidences would show on a test
+    split of this size: each answer right with the probability it states (mean of `draws`).
+    On a few hundred images the estimate itself is that far from 0."""
+    from image_classifier.model.calibration import binned
+
+    confidence = pd.read_csv(repo / "plots/evaluate/predictions.csv")["confidence"].to_numpy()
+    rng = np.random.default_rng(0)
+    eces = [binned(confidence, rng.random(len(confidence)) < confidence).ece
+            for _ in range(draws)]  # fmt: skip
+    return round(float(np.mean(eces)), 4)
+
+
+def predict_unsure(repo: Path, photos: Path) -> dict:
+    """`predict` on a folder, as a user runs it: the share of answers marked unsure."""
+    out = repo / "other-predictions.csv"
+    subprocess.run(
+        [sys.executable, "-m", "image_classifier.predict", str(photos), "--out", str(out)],
+        cwd=repo, env=command_env(), check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    table = pd.read_csv(out, keep_default_na=False)
+    table = table[table["reason"] == ""]
+    photos_only = table[table["path"].str.contains("photo-")]
+    unsure = table["unsure"].astype(str) == "True"
+    return {
+        "images": len(table),
+        "unsure_share": round(float(unsure.mean()), 4),
+        "photographs_unsure": f"{int(unsure[photos_only.index].sum())} of {len(photos_only)}",
+        "median_confidence": round(float(table["probability_1"].astype(float).median()), 4),
+    }
+
+
+def compare_with_the_sweeps_best(repo: Path) -> dict:
+    """The sweep's best pair trained in full as an experiment, compared with the run as
+    committed, image by image."""
+    best = json.loads((repo / "metrics/sweep.json").read_text())["best"]
+    for key, value in (("user.name", "bench"), ("user.email", "bench@example.com")):
+        subprocess.run(["git", "config", key, value], cwd=repo, check=True)
+    dvc("exp", "run", "-n", "sweep-best", "-S", f"train.learning_rate={best['learning_rate']}",
+        "-S", f"train.batch_size={best['batch_size']}", cwd=repo)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "image_classifier.compare", "main", "sweep-best"],
+        cwd=repo, env=command_env(), check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    comparison = json.loads((repo / "comparison/comparison.json").read_text())
+    return {"pair": best, "printed": result.stdout.strip(), **comparison}
+
+
+def run_dataset(name: str, work: Path) -> dict:
+    repo = clone(work / name)
+    if name != "embedded":
+        dataset = next(d for d in datasets() if f"{d.name}-{d.variant.name}" == name)
+        photos, _ = dataset.write(work / f"{name}-photos", dataset.variant)
+        set_params(repo, data={"source": "folder", "folder": str(photos)})
+    started = time.perf_counter()
+    dvc("repro", *(["evaluate", "export"] if name != "embedded" else []), cwd=repo)
+    row = {"dataset": name, "repro_seconds": round(time.perf_counter() - started, 1)}
+    evaluation = json.loads((repo / "metrics/evaluate.json").read_text())
+    export = json.loads((repo / "metrics/export.json").read_text())
+    row |= {
+        "accuracy": evaluation["accuracy"], "test_images": evaluation["images"],
+        "calibration": evaluation["calibration"], "ece_noise_floor": ece_noise_floor(repo),
+        "unsure": evaluation["unsure"], "int8": export["int8"],
+        "float_tflite": {key: export["tflite"][key] for key in ("bytes", "latency_ms")},
+        "other_photos": predict_unsure(repo, other_photos(work / f"{name}-other", name)),
+    }  # fmt: skip
+    if name == "embedded":
+        row["comparison"] = compare_with_the_sweeps_best(repo)
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def table(results: dict) -> str:
+    lines = [
+        f"Commit {results['commit']}, measured {results['date']} on {results['machine']}; "
+        f"dense matmul {results['matmul_gflops']:.0f} GFLOP/s; {results['minutes']:.0f} min.", "",
+        "ECE: the expected calibration error of the test answers (15 equal-width bins); the "
+        "floor is the ECE a perfectly calibrated model with the same confidences would show on "
+        "that many images (the estimate's own noise).", "",
+        "| dataset | test images | test accuracy | temperature | ECE before | ECE after | ECE "
+        "floor | unsure below | test answers unsure | accuracy of the rest | other photos "
+        "unsure (of which photographs) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for row in results["rows"]:
+        calibration, unsure, other = row["calibration"], row["unsure"], row["other_photos"]
+        rest = unsure["accuracy_when_sure"]
+        lines.append(
+            f"| {row['dataset']} | {row['test_images']} | {row['accuracy']:.4f} | "
+            f"{calibration['temperature']:.3f} | {calibration['ece_before']:.4f} | "
+            f"{calibration['ece_after']:.4f} | {row['ece_noise_floor']:.4f} | "
+            f"{unsure['threshold']:.0%} | {unsure['unsure_share']:.1%} | "
+            + (f"{rest:.4f}" if rest is not None else "-")
+            + f" | {other['unsure_share']:.1%} of {other['images']} "
+            f"({other['photographs_unsure']}) |"
+        )
+    lines += ["", "int8 LiteRT export (full-integer, calibrated on 200 train images), on the "
+              "whole test split, against the float LiteRT file:", "",
+              "| dataset | int8 size | float size | int8 latency | float latency | top-1 agreement "
+              "| accuracy Keras / int8 | largest recall drop |",
+              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for row in results["rows"]:
+        int8, float_ = row["int8"], row["float_tflite"]
+        worst = int8["largest_recall_drop"]
+        lines.append(
+            f"| {row['dataset']} | {int8['bytes'] / 1e3:.0f} kB | {float_['bytes'] / 1e3:.0f} kB "
+            f"| {int8['latency_ms']:.2f} ms | {float_['latency_ms']:.2f} ms | "
+            f"{int8['top1_agreement']:.2%} | {int8['accuracy']['keras']:.4f} / "
+            f"{int8['accuracy']['int8']:.4f} | {100 * worst['drop']:.1f} points "
+            f"({worst['class']}) |"
+        )
+    for row in results["rows"]:
+        if "comparison" in row:
+            pair = row["comparison"]["pair"]
+            lines += ["", "`python -m image_classifier.compare main sweep-best` on "
+                      f"{row['dataset']} (sweep-best: lr {pair['learning_rate']}, batch "
+                      f"{pair['batch_size']}, trained in full):", "", "```",
+                      row["comparison"]["printed"], "```"]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=DEFAULT, help="embedded and/or bench.real names")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    results = {"date": time.strftime("%Y-%m-%d"), "machine": describe_machine(),
+               "matmul_gflops": matmul_gflops(), "commit": git_commit(), "rows": []}  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="bench-trust-") as folder:
+        for name in args.only.split(","):
+            results["rows"].append(run_dataset(name, Path(folder)))
+            results["minutes"] = (time.perf_counter() - started) / 60
+            (args.out / "trust_results.json").write_text(json.dumps(results, indent=2) + "\n")
+            (args.out / "trust_results.md").write_text(table(results))
+    print(table(results))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
