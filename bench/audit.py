@@ -78,8 +78,9 @@ def edit(picture: Image.Image, kind: str, rng: np.random.Generator) -> tuple[Ima
     picture = picture.convert("RGB")
     if kind in ("cropped", "all"):
         width, height = picture.size
-        cut = rng.uniform(0.02, 0.05) * np.array([width, height])
-        left, top = (rng.uniform(0, 1, 2) * cut).astype(int)
+        # 2-5% of each side in all, at least a pixel: the content moves and grows a little.
+        cut = np.maximum(2, np.round(rng.uniform(0.02, 0.05) * np.array([width, height])))
+        left, top = (np.maximum(1, rng.uniform(0.3, 0.7, 2) * cut)).astype(int)
         picture = picture.crop((left, top, width - int(cut[0]) + left, height - int(cut[1]) + top))
     if kind in ("resized", "all"):
         scale = rng.uniform(1.5, 2.5) if min(picture.size) < 100 else rng.uniform(0.5, 0.8)
@@ -137,6 +138,10 @@ def label_recovery(repo: Path, flipped: set[str]) -> dict:
 
 def duplicate_recovery(repo: Path, planted: set[frozenset], max_distance: int,
                        min_correlation: float) -> dict:  # fmt: skip
+    """The detector on the planted run's resized images. A planted copy that `split` already
+    dropped as an exact duplicate of its source cannot leak and counts as caught. A pair of
+    a copy with a photo other than its source is false unless the detector also pairs that
+    photo with the source: the data's own near-duplicates are near-duplicates of the copy."""
     from image_classifier.audit.duplicates import near_duplicate_pairs
     from image_classifier.data.dataset import SPLITS, gather_rows
 
@@ -148,21 +153,32 @@ def duplicate_recovery(repo: Path, planted: set[frozenset], max_distance: int,
     pairs = near_duplicate_pairs(images, max_distance, min_correlation)
     seconds = time.perf_counter() - started
     paths = used["path"].to_numpy()
-    found = {frozenset({paths[a], paths[b]}) for a, b in zip(pairs["first"], pairs["second"],
-                                                               strict=True)}  # fmt: skip
-    copies = {path for pair in planted for path in pair if "planted-" in path}
-    false = {pair for pair in found - planted if pair & copies}
+    found = {frozenset({paths[a], paths[b]})
+             for a, b in zip(pairs["first"], pairs["second"], strict=True)}  # fmt: skip
+    dropped = set(table.loc[table["split"] == "duplicate", "path"])
+    source_of = {path: next(iter(pair - {path})) for pair in planted for path in pair
+                 if "planted-" in path}  # fmt: skip
+    caught = {pair for pair in planted if pair in found or pair & dropped}
+    false = set()
+    for pair in found - planted:
+        for copy in pair & set(source_of):
+            other = next(iter(pair - {copy}))
+            if frozenset({source_of[copy], other}) not in found:
+                false.add(pair)
 
     def recall_of(kind: str) -> float:
         mine = [pair for pair in planted if any(f"planted-{kind}-" in path for path in pair)]
-        return round(sum(pair in found for pair in mine) / len(mine), 4)
+        return round(sum(pair in caught for pair in mine) / len(mine), 4)
 
-    by_kind = {kind: recall_of(kind) for kind in EDITS}
+    copies = set(source_of)
     return {
-        "planted": len(planted), "found": len(planted & found),
-        "recall": round(len(planted & found) / len(planted), 4), "recall_by_edit": by_kind,
+        "planted": len(planted), "found": len(caught),
+        "dropped_as_exact_copies": len(copies & dropped),
+        "recall": round(len(caught) / len(planted), 4),
+        "recall_by_edit": {kind: recall_of(kind) for kind in EDITS},
         "false_pairs_with_a_copy": len(false),
-        "other_pairs": len(found - planted - false), "seconds": round(seconds, 1),
+        "other_pairs": len({pair for pair in found if not pair & copies}),
+        "seconds": round(seconds, 1),
     }  # fmt: skip
 
 
@@ -244,8 +260,10 @@ def table(results: dict) -> str:
     lines += [
         "", f"Near-duplicates: {PLANTED_PER_KIND} edited copies of test photos per edit put "
         "into train; what the detector finds (pHash candidates verified by thumbnail "
-        "correlation).", "",
-        "| dataset | planted | found | recall | " + " | ".join(EDITS) + " | false pairs with "
+        "correlation). A copy that split already dropped as an exact duplicate counts as "
+        "caught; a pair of a copy with a photo that the detector also pairs with its source "
+        "is no false pair (the data's own near-duplicates).", "",
+        "| dataset | planted | caught | recall | " + " | ".join(EDITS) + " | false pairs with "
         "a copy | the data's own pairs | seconds |",
         "|---|---|---|---|" + "---|" * len(EDITS) + "---|---|---|",
     ]  # fmt: skip
