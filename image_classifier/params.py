@@ -250,8 +250,8 @@ class AuditParams(Section):
         "most this many bits apart",
     )  # fmt: skip
     min_correlation: float = Field(
-        ge=0, le=1, description="near-duplicates: candidates whose thumbnails correlate at "
-        "least this well (at the best of small shifts)",
+        ge=0, le=1, description="near-duplicates: candidates whose detail (thumbnail minus "
+        "its blur) correlates at least this well, at the best of small shifts and zooms",
     )  # fmt: skip
     shown: int = Field(ge=0, le=200, description="findings drawn in each gallery")
 

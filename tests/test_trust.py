@@ -181,26 +181,6 @@ def test_the_int8_agreement_gate():
     check_quantized(scores, min_agreement=0.8, max_recall_drop=0.5)  # at the limits: passes
 
 
-def test_the_int8_export_of_a_trained_model_passes_its_gate(tmp_path):
-    """A real (briefly trained) model: the int8 file is smaller than the float one, takes
-    uint8 images, and answers like Keras on the test split."""
-    from tests.test_train import TINY, train_args
-
-    make_resized_dataset(tmp_path)
-    write_params(tmp_path, **TINY, export__formats=["tflite", "int8"])
-    run_stage("train", *train_args(tmp_path), cwd=tmp_path)
-    result = run_stage("export", *export_args(), cwd=tmp_path)
-    metrics = json.loads((tmp_path / "export.json").read_text())
-    assert metrics["int8"]["bytes"] < metrics["tflite"]["bytes"]
-    assert metrics["int8"]["top1_agreement"] >= 0.99
-    assert "export/model_int8.tflite" in result.stderr and "top-1 agreement" in result.stderr
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=str(tmp_path / "export/model_int8.tflite"))
-    assert interpreter.get_input_details()[0]["dtype"] == np.uint8
-    assert interpreter.get_output_details()[0]["dtype"] == np.uint8
-
-
 # -- compare: two runs, image by image ------------------------------------------------------
 
 
