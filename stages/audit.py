@@ -52,7 +52,12 @@ def main(argv: list[str] | None = None) -> None:
         label_findings,
         suggested_corrections,
     )
-    from image_classifier.audit.labels import cross_validated_probabilities, suspect_labels
+    from image_classifier.audit.labels import (
+        MEMORISED_GAP,
+        cross_validated_probabilities,
+        given_label_accuracy,
+        suspect_labels,
+    )
     from image_classifier.model.architectures import embedding_model, load_trained_model
     from image_classifier.model.probabilities import softmax
 
@@ -60,6 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     embeddings, logits = model.predict(images, batch_size=256, verbose=0)
     probabilities = softmax(logits)
     train = splits == "train"
+    fit = given_label_accuracy(probabilities, labels, splits)
     probabilities[train] = cross_validated_probabilities(
         embeddings[train], labels[train], len(names), audit.folds, base.seed
     )
@@ -69,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     duplicates = duplicate_findings(pairs, used)
     write_csv(args.out / "findings.csv", pd.concat([suspects, duplicates], ignore_index=True))
     write_csv(args.out / "suggested_corrections.csv", suggested_corrections(suspects))
-    metrics = audit_metrics(suspects, duplicates, used, names)
+    metrics = audit_metrics(suspects, duplicates, used, names) | {"model_fit": fit}
     write_json(args.metrics, metrics)
     save_figure(suspects_gallery(suspects, images, audit.shown), args.out / "suspect_labels.png")
     save_figure(duplicates_gallery(duplicates, images, audit.shown),
@@ -83,6 +89,14 @@ def main(argv: list[str] | None = None) -> None:
         pairs_found["across_splits"], pairs_found["across_classes"], pairs_found["within_split"],
         args.out / "suggested_corrections.csv",
     )  # fmt: skip
+    if fit["train_accuracy"] - fit["val_accuracy"] > MEMORISED_GAP:
+        log.warning(
+            "audit: warning: the model gives %.1f%% of its train photos their given label "
+            "against %.1f%% of val: it has learnt the train labels, wrong ones included, so "
+            "few wrong train labels can be found; trust the val and test findings, and see "
+            "docs/how-it-works.md#the-audit",
+            100 * fit["train_accuracy"], 100 * fit["val_accuracy"],
+        )  # fmt: skip
 
 
 def suspects_gallery(suspects: pd.DataFrame, images: np.ndarray, shown: int):

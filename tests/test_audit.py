@@ -149,3 +149,14 @@ def test_no_findings_make_empty_tables_with_their_headers():
                           "across_splits": [], "across_classes": [], "within_split": []})  # fmt: skip
     metrics = audit_metrics(suspects, duplicate_findings(pairs.astype(int), used), used, ["a", "b"])
     assert metrics["suspect_labels"]["total"] == 0 and metrics["near_duplicates"]["pairs"] == 0
+
+
+def test_the_models_fit_to_its_train_labels_is_measured_per_split():
+    from image_classifier.audit.labels import given_label_accuracy
+
+    probabilities = np.eye(3)[[0, 1, 2, 0, 1, 1]]
+    labels = np.array([0, 1, 2, 0, 2, 0])  # train: all 3 given; val: 1 of 3
+    splits = np.array(["train", "train", "train", "val", "val", "val"])
+    assert given_label_accuracy(probabilities, labels, splits) == {
+        "train_accuracy": 1.0, "val_accuracy": round(1 / 3, 4)
+    }  # fmt: skip
