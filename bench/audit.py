@@ -1,7 +1,7 @@
 """The audit benchmark: does the audit stage find planted label errors and duplicates, and
 does correcting what it finds win back what the noise cost?
 
-    python -m bench.audit                     # the embedded data and lookalikes-aligned
+    python -m bench.audit                     # embedded, fashion-mnist-600, lookalikes-aligned
     python -m bench.audit --only embedded     # one dataset
 
 For each dataset, a photo folder with a fixed train / val / test split (the pipeline's own
@@ -34,10 +34,14 @@ from PIL import Image, ImageEnhance
 
 from bench.machine import describe_machine, matmul_gflops
 from bench.real import git_commit
-from bench.real_photos import datasets
+from bench.real_photos import Dataset, Variant, datasets, write_fashion
 from bench.workspace import ROOT, clone, dvc, set_params
 
 NOISE = 0.05
+# Ten distinct classes of real product photos, 600 each: shaped like Animals-10 (distinct
+# classes, a few thousand photos), where a wrong label is a photo of another kind of thing.
+FASHION_600 = Dataset("fashion-mnist", Variant("600", [600] * 10), write_fashion,
+                      "600 photos of each of the 10 Fashion-MNIST classes")  # fmt: skip
 PLANTED_PER_KIND = 20
 EDITS = ("resized", "jpeg", "cropped", "brightened", "all")
 
@@ -188,7 +192,8 @@ def prepare(name: str, work: Path, seed: int) -> Path:
     if name == "embedded":
         set_params(repo, base={"seed": seed})
     else:
-        dataset = next(d for d in datasets() if f"{d.name}-{d.variant.name}" == name)
+        dataset = next(d for d in [*datasets(), FASHION_600]
+                       if f"{d.name}-{d.variant.name}" == name)  # fmt: skip
         photos, _ = dataset.write(work / f"{name}-photos", dataset.variant)
         set_params(repo, base={"seed": seed}, data={"source": "folder", "folder": str(photos)})
     dvc("repro", "split", cwd=repo)
@@ -292,7 +297,7 @@ def table(results: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--only", default="embedded,lookalikes-aligned",
+        "--only", default="embedded,fashion-mnist-600,lookalikes-aligned",
         help="datasets: embedded and/or bench.real names (name-variant)",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=42)
