@@ -24,7 +24,6 @@ import io
 import json
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,9 +31,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageEnhance
 
-from bench.machine import describe_machine, matmul_gflops
-from bench.real import git_commit
 from bench.real_photos import Dataset, Variant, datasets, write_fashion
+from bench.record import run_rows
 from bench.workspace import ROOT, clone, dvc, set_params
 
 NOISE = 0.05
@@ -303,15 +301,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", type=Path, default=ROOT / "bench")
     args = parser.parse_args()
-    started = time.perf_counter()
-    results = {"date": time.strftime("%Y-%m-%d"), "machine": describe_machine(),
-               "matmul_gflops": matmul_gflops(), "commit": git_commit(), "rows": []}  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="bench-audit-") as folder:
-        for name in args.only.split(","):
-            results["rows"].append(run_dataset(name, Path(folder), args.seed))
-            results["minutes"] = (time.perf_counter() - started) / 60
-            (args.out / "audit_results.json").write_text(json.dumps(results, indent=2) + "\n")
-            (args.out / "audit_results.md").write_text(table(results))
+    results = run_rows(
+        args.only.split(","),
+        lambda item, work: run_dataset(item, work, args.seed),
+        table,
+        args.out,
+        "audit_results",
+    )
     print(table(results))
 
 

@@ -28,6 +28,7 @@ from ruamel.yaml import YAML
 
 from bench.machine import describe_machine, matmul_gflops
 from bench.real_photos import Dataset, datasets
+from bench.record import git_commit
 from bench.workspace import ROOT, clone, dvc, set_params
 from image_classifier.report.scoring import headline_scores
 
@@ -216,13 +217,6 @@ def combine(runs: list[dict]) -> dict:
 def write_results(results: dict, out: Path, name: str) -> None:
     (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / f"{name}.md").write_text(table(results))
-
-
-def git_commit() -> str:
-    import subprocess
-
-    return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
 
 
 def main() -> None:

@@ -19,7 +19,6 @@ import argparse
 import json
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,9 +26,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from bench.machine import describe_machine, matmul_gflops
-from bench.real import git_commit
 from bench.real_photos import datasets, fashion_mnist
+from bench.record import run_rows
 from bench.workspace import ROOT, clone, command_env, dvc, set_params
 
 DEFAULT = "embedded,lookalikes-aligned,textures-balanced,fashion-mnist-small"
@@ -195,15 +193,7 @@ def main() -> None:
     parser.add_argument("--only", default=DEFAULT, help="embedded and/or bench.real names")
     parser.add_argument("--out", type=Path, default=ROOT / "bench")
     args = parser.parse_args()
-    started = time.perf_counter()
-    results = {"date": time.strftime("%Y-%m-%d"), "machine": describe_machine(),
-               "matmul_gflops": matmul_gflops(), "commit": git_commit(), "rows": []}  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="bench-trust-") as folder:
-        for name in args.only.split(","):
-            results["rows"].append(run_dataset(name, Path(folder)))
-            results["minutes"] = (time.perf_counter() - started) / 60
-            (args.out / "trust_results.json").write_text(json.dumps(results, indent=2) + "\n")
-            (args.out / "trust_results.md").write_text(table(results))
+    results = run_rows(args.only.split(","), run_dataset, table, args.out, "trust_results")
     print(table(results))
 
 
