@@ -5,7 +5,7 @@ JSON (with the margins over the baseline stage's simple models, the calibration 
 before and after train's calibration, and what the unsure threshold does), a Markdown
 classification report, and into --plots: predictions.csv (for DVC's confusion template,
 the gradcam stage and `compare`), confusion_matrix.png, curves.png, mistakes.png,
-reliability.png.
+reliability.png and its bins, calibration.csv.
 """
 
 import json
@@ -43,6 +43,7 @@ from image_classifier.report.tables import (
     most_confident_mistakes,
     prediction_table,
     read_history,
+    reliability_table,
 )
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     write_json(args.metrics, metrics)
     write_text(args.report, report_markdown(metrics, baselines))
     save_figure(reliability_figure(diagrams, card.unsure_below), args.plots / "reliability.png")
+    write_csv(args.plots / "calibration.csv", reliability_table(*diagrams.values()))
     table = prediction_table(predictions, test.paths, card.unsure_below)
     write_csv(args.plots / PREDICTIONS_FILE, table)
     save_figure(

@@ -265,3 +265,8 @@ def test_evaluate_reports_calibration_and_the_unsure_answers_of_trains_card(eval
     assert metrics["unsure"]["unsure_share"] == pytest.approx(table["unsure"].mean(), abs=1e-4)
     assert metrics["unsure"]["threshold"] == pytest.approx(card["unsure_below"], abs=1e-4)
     assert f"{calibration['ece_after']:.4f} after dividing the logits" in result.stderr
+    bins = pd.read_csv(folder / "metrics/plots/calibration.csv")
+    assert len(bins) == 15 and bins["answers_after"].sum() == len(test)
+    weights = bins["answers_after"] / len(test)
+    gaps = (bins["accuracy_after"] - bins["confidence_after"]).abs()
+    assert (weights * gaps).sum() == pytest.approx(calibration["ece_after"], abs=1e-3)

@@ -66,3 +66,16 @@ def read_history(live: Path) -> pd.DataFrame:
         frame = functools.reduce(lambda left, right: left.merge(right, on="step"), metrics)
         frames.append(frame.assign(epoch=frame["step"] + 1, split=split))
     return pd.concat(frames, ignore_index=True)
+
+
+def reliability_table(before, after) -> pd.DataFrame:
+    """Two reliability diagrams' bins (model/calibration.py's Reliability), one row per bin:
+    its range, and before and after calibration how many answers fell in it, their mean
+    confidence and their accuracy."""
+    table = pd.DataFrame({"bin_from": before.lower.round(4),
+                          "bin_to": (before.lower + 1 / len(before.lower)).round(4)})  # fmt: skip
+    for name, diagram in (("before", before), ("after", after)):
+        table[f"answers_{name}"] = diagram.count
+        table[f"confidence_{name}"] = diagram.confidence.round(4)
+        table[f"accuracy_{name}"] = diagram.accuracy.round(4)
+    return table
