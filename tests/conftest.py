@@ -108,6 +108,15 @@ TINY_PIPELINE = {
 }
 
 
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist, a test file runs on one worker, so that its module fixtures are
+    built once, and so do all the tests on the tiny pipeline, which is reproduced once (a
+    fixture is built once per worker that asks for it)."""
+    for item in items:
+        group = "tiny_pipeline" if "tiny_pipeline" in item.fixturenames else item.path.name
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def tiny_pipeline(tmp_path_factory):
     """The tiny pipeline reproduced once, whole, and committed: (repo, the repro's output).
