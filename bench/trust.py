@@ -54,7 +54,7 @@ def other_photos(target: Path, dataset: str, seed: int = 0) -> Path:
             target / f"other-{index}.png"
         )
     photos = ["astronaut", "coffee", "chelsea", "rocket", "camera", "moon", "page", "horse",
-              "clock", "coins", "immunohistochemistry", "retina", "motorcycle_left"]  # fmt: skip
+              "clock", "coins", "immunohistochemistry", "retina", "hubble_deep_field"]  # fmt: skip
     for name in photos:
         picture = getattr(data, name)()
         if picture.dtype != np.uint8:
