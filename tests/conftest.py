@@ -108,6 +108,7 @@ TINY_PIPELINE = {
 }
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items):
     """Under pytest-xdist, a test file runs on one worker, so that its module fixtures are
     built once, and so do all the tests on the tiny pipeline, which is reproduced once (a
