@@ -25,10 +25,14 @@ def command_env() -> dict[str, str]:
 
 
 def dvc(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "dvc", *args], cwd=cwd, env=command_env(), check=True,
+    result = subprocess.run(
+        [sys.executable, "-m", "dvc", *args], cwd=cwd, env=command_env(),
         capture_output=True, text=True,
     )  # fmt: skip
+    if result.returncode != 0:  # what DVC and the stage said, not only that it failed
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+        raise RuntimeError(f"dvc {' '.join(args)} in {cwd} exited {result.returncode}:\n{tail}")
+    return result
 
 
 def read_yaml(path: Path):
