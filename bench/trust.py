@@ -121,6 +121,9 @@ def run_dataset(name: str, work: Path) -> dict:
         dataset = next(d for d in datasets() if f"{d.name}-{d.variant.name}" == name)
         photos, _ = dataset.write(work / f"{name}-photos", dataset.variant)
         set_params(repo, data={"source": "folder", "folder": str(photos)})
+    # int8 is opt-in: export it, with its gate open, to measure what the gate would see.
+    set_params(repo, export={"formats": ["saved_model", "tflite", "int8", "onnx"],
+                             "int8_min_agreement": 0.0, "int8_max_recall_drop": 1.0})  # fmt: skip
     started = time.perf_counter()
     dvc("repro", *(["evaluate", "export"] if name != "embedded" else []), cwd=repo)
     row = {"dataset": name, "repro_seconds": round(time.perf_counter() - started, 1)}
