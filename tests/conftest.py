@@ -1,6 +1,9 @@
 """Shared test helpers: params files, small image trees, a git+DVC repository of this project."""
 
+import json
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -110,26 +113,29 @@ TINY_PIPELINE = {
 }
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(items):
-    """Under pytest-xdist, a test file runs on one worker, so that its module fixtures are
-    built once, and so do all the tests on the tiny pipeline, which is reproduced once (a
-    fixture is built once per worker that asks for it)."""
-    for item in items:
-        group = "tiny_pipeline" if "tiny_pipeline" in item.fixturenames else item.path.name
-        item.add_marker(pytest.mark.xdist_group(group))
-
-
 @pytest.fixture(scope="session")
 def tiny_pipeline(tmp_path_factory):
     """The tiny pipeline reproduced once, whole, and committed: (repo, the repro's output).
-    Tests work on copies of it (copy_repo), so that none sees what another changed."""
-    repo = make_dvc_repo(tmp_path_factory.mktemp("tiny-pipeline"))
-    write_params(repo, **TINY_PIPELINE)
-    result = dvc("repro", cwd=repo)
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-q", "-m", "baseline"], repo)
-    return repo, result
+    Tests work on copies of it (copy_repo), so that none sees what another changed. Built
+    once for all pytest-xdist workers: the first builds it under a lock, the others wait."""
+    from filelock import FileLock
+
+    # Under xdist each worker's temporary folder is in the run's own: share that one.
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent
+    folder, output = shared / "tiny-pipeline", shared / "tiny-pipeline.json"
+    with FileLock(shared / "tiny-pipeline.lock"):
+        if not output.exists():
+            folder.mkdir()
+            repo = make_dvc_repo(folder)
+            write_params(repo, **TINY_PIPELINE)
+            result = dvc("repro", cwd=repo)
+            run(["git", "add", "-A"], repo)
+            run(["git", "commit", "-q", "-m", "baseline"], repo)
+            output.write_text(json.dumps({"stdout": result.stdout, "stderr": result.stderr}))
+    printed = json.loads(output.read_text())
+    return folder / "repo", subprocess.CompletedProcess(["dvc", "repro"], 0, **printed)
 
 
 def copy_repo(repo: Path, folder: Path) -> Path:
