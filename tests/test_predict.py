@@ -161,7 +161,7 @@ def test_exports_match_the_keras_model_in_their_own_runtimes(trained):
 
 
 def test_only_the_formats_asked_for_are_exported(trained, tmp_path):
-    write_params(trained, **TINY_PIPELINE, export__formats=["tflite"])
+    write_params(trained, **(TINY_PIPELINE | {"export__formats": ["tflite"]}))
     try:
         run_stage(
             "export", "--model", "models/model.keras", "--resized", "data/resized",
