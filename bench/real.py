@@ -28,7 +28,7 @@ from ruamel.yaml import YAML
 
 from bench.machine import describe_machine, matmul_gflops
 from bench.real_photos import Dataset, datasets
-from bench.record import git_commit
+from bench.record import combine, git_commit
 from bench.workspace import ROOT, clone, dvc, set_params
 from image_classifier.report.scoring import headline_scores
 
@@ -198,20 +198,11 @@ def table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def combine(runs: list[dict]) -> dict:
-    """Several runs of this benchmark (seeds or rows run apart, on the same training code) as
-    one: every row, and what each run says of where and when it was measured."""
-
-    def joined(key: str) -> str:
-        return ", ".join(dict.fromkeys(str(run[key]) for run in runs))
-
+def combine_seeds(runs: list[dict]) -> dict:
+    """Runs of this benchmark made apart (seeds or rows) as one table."""
     seeds = dict.fromkeys(str(row["seed"]) for run in runs for row in run["rows"])
-    return {
-        "date": joined("date"), "machine": joined("machine"), "commit": joined("commit"),
-        "matmul_gflops": min(run["matmul_gflops"] for run in runs), "seeds": ",".join(seeds),
-        "variant": joined("variant"), "minutes": sum(run["minutes"] for run in runs),
-        "rows": [row for run in runs for row in run["rows"]],
-    }  # fmt: skip
+    variants = ", ".join(dict.fromkeys(str(run["variant"]) for run in runs))
+    return combine(runs) | {"seeds": ",".join(seeds), "variant": variants}
 
 
 def write_results(results: dict, out: Path, name: str) -> None:
@@ -242,7 +233,7 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.combine:
-        results = combine([json.loads(path.read_text()) for path in args.combine])
+        results = combine_seeds([json.loads(path.read_text()) for path in args.combine])
         write_results(results, args.out, args.name)
         print(table(results))
         return

@@ -254,6 +254,31 @@ def write_lookalikes(root: Path, variant: Variant, seed: int = 0):
     return write_fashion(root, variant, classes=LOOKALIKES, seed=seed)
 
 
+def write_held_out(dataset: "Dataset", photos: Path, target: Path, total: int, seed: int = 1):
+    """`total` more photos like the set's test split (its class shares) that the pipeline
+    never saw, as <class>/<name>.png, for scores that a few hundred test photos cannot
+    measure (a calibration error of 0.03 needs thousands): unused Fashion-MNIST photos, or
+    new parts for the defects. None for the textures, whose photos are all used."""
+    variant = dataset.variant
+    counts = shares(total, tuple(variant.test or variant.counts))
+    if dataset.write is write_defects:
+        return write_defects(target, Variant("held-out", counts), seed=seed)[0]
+    if dataset.write not in (write_fashion, write_lookalikes):
+        return None
+    images, labels = fashion_mnist()
+    used = {int(path.stem) for folder in (photos, photos.with_name(f"{photos.name}-balanced-test"))
+            for path in folder.rglob("*.png")}  # fmt: skip
+    rng = np.random.default_rng(seed)
+    classes = {path.parent.name for path in photos.rglob("*.png")}
+    # Each class's share as in the set's test split: largest first, as write_fashion ranks them.
+    ranked = sorted(classes, key=lambda name: -sum(1 for _ in photos.rglob(f"{name}/*.png")))
+    for name, count in zip(ranked, counts, strict=True):
+        pool = np.setdiff1d(np.flatnonzero(labels == FASHION_CLASSES.index(name)), list(used))
+        for index in rng.choice(pool, count, replace=False):
+            save(images[index], target / name / f"{index}.png")
+    return target
+
+
 @dataclass(frozen=True)
 class Dataset:
     name: str

@@ -36,3 +36,25 @@ def run_rows(
             (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
             (out / f"{name}.md").write_text(table(results))
     return results
+
+
+def combine(runs: list[dict], replace_by: str | None = None) -> dict:
+    """Several runs of one benchmark (rows or seeds run apart, on the same code) as one:
+    every row, and what each run says of where and when it was measured. With
+    `replace_by`, a row of a later run replaces an earlier run's row with the same value of
+    that key (a row measured again)."""
+
+    def joined(key: str) -> str:
+        return ", ".join(dict.fromkeys(str(run[key]) for run in runs if key in run))
+
+    rows: list[dict] = []
+    for run in runs:
+        for row in run["rows"]:
+            if replace_by:
+                rows = [kept for kept in rows if kept[replace_by] != row[replace_by]]
+            rows.append(row)
+    return {
+        "date": joined("date"), "machine": joined("machine"), "commit": joined("commit"),
+        "matmul_gflops": min(run["matmul_gflops"] for run in runs),
+        "minutes": sum(run["minutes"] for run in runs), "rows": rows,
+    }  # fmt: skip
