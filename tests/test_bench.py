@@ -61,3 +61,20 @@ def test_real_photo_summary_is_mean_sd_and_margin_over_the_best_other_model():
     assert "| defects aligned | test | 1837 |" in text
     assert "**0.880 / 0.780 (±0.028 / ±0.028)**" in text
     assert "+0.030 (Keras example (1 seed))" in text
+
+
+def test_combined_runs_keep_every_row_and_a_later_row_replaces_a_measured_again_one():
+    from bench.record import combine
+
+    def run(commit, minutes, rows):
+        return {"commit": commit, "date": "2026-12-03", "machine": "m", "minutes": minutes,
+                "matmul_gflops": 90 + minutes, "rows": rows}  # fmt: skip
+
+    first = run("aaa", 1, [{"dataset": "a", "x": 1}, {"dataset": "b", "x": 2}])
+    second = run("bbb", 2, [{"dataset": "b", "x": 3}, {"dataset": "c", "x": 4}])
+    seeds = combine([first, second])
+    assert [row["x"] for row in seeds["rows"]] == [1, 2, 3, 4]
+    again = combine([first, second], replace_by="dataset")
+    assert [(row["dataset"], row["x"]) for row in again["rows"]] == [("a", 1), ("b", 3), ("c", 4)]
+    assert again["commit"] == "aaa, bbb" and again["minutes"] == 3
+    assert again["matmul_gflops"] == 91  # the slower machine: absolute times are upper bounds
