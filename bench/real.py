@@ -199,10 +199,12 @@ def table(results: dict) -> str:
 
 
 def combine_seeds(runs: list[dict]) -> dict:
-    """Runs of this benchmark made apart (seeds or rows) as one table."""
+    """Runs of this benchmark made apart (seeds or rows) as one table; a row measured again
+    (the same dataset, variant and seed, e.g. with the peer) replaces the earlier one."""
     seeds = dict.fromkeys(str(row["seed"]) for run in runs for row in run["rows"])
     variants = ", ".join(dict.fromkeys(str(run["variant"]) for run in runs))
-    return combine(runs) | {"seeds": ",".join(seeds), "variant": variants}
+    combined = combine(runs, replace_by=("dataset", "variant", "seed"))
+    return combined | {"seeds": ",".join(seeds), "variant": variants}
 
 
 def write_results(results: dict, out: Path, name: str) -> None:

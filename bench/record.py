@@ -38,11 +38,11 @@ def run_rows(
     return results
 
 
-def combine(runs: list[dict], replace_by: str | None = None) -> dict:
+def combine(runs: list[dict], replace_by: tuple[str, ...] = ()) -> dict:
     """Several runs of one benchmark (rows or seeds run apart, on the same code) as one:
     every row, and what each run says of where and when it was measured. With
-    `replace_by`, a row of a later run replaces an earlier run's row with the same value of
-    that key (a row measured again)."""
+    `replace_by`, a row of a later run replaces an earlier run's row with the same values of
+    those keys (a row measured again)."""
 
     def joined(key: str) -> str:
         return ", ".join(dict.fromkeys(str(run[key]) for run in runs if key in run))
@@ -51,7 +51,8 @@ def combine(runs: list[dict], replace_by: str | None = None) -> dict:
     for run in runs:
         for row in run["rows"]:
             if replace_by:
-                rows = [kept for kept in rows if kept[replace_by] != row[replace_by]]
+                key = [row[name] for name in replace_by]
+                rows = [kept for kept in rows if [kept[name] for name in replace_by] != key]
             rows.append(row)
     return {
         "date": joined("date"), "machine": joined("machine"), "commit": joined("commit"),

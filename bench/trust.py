@@ -252,7 +252,7 @@ def main() -> None:
     )  # fmt: skip
     args = parser.parse_args()
     if args.combine:
-        results = combine([json.loads(path.read_text()) for path in args.combine], "dataset")
+        results = combine([json.loads(path.read_text()) for path in args.combine], ("dataset",))
         (args.out / "trust_results.json").write_text(json.dumps(results, indent=2) + "\n")
         (args.out / "trust_results.md").write_text(table(results))
         print(table(results))

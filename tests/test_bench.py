@@ -74,7 +74,7 @@ def test_combined_runs_keep_every_row_and_a_later_row_replaces_a_measured_again_
     second = run("bbb", 2, [{"dataset": "b", "x": 3}, {"dataset": "c", "x": 4}])
     seeds = combine([first, second])
     assert [row["x"] for row in seeds["rows"]] == [1, 2, 3, 4]
-    again = combine([first, second], replace_by="dataset")
+    again = combine([first, second], replace_by=("dataset",))
     assert [(row["dataset"], row["x"]) for row in again["rows"]] == [("a", 1), ("b", 3), ("c", 4)]
     assert again["commit"] == "aaa, bbb" and again["minutes"] == 3
     assert again["matmul_gflops"] == 91  # the slower machine: absolute times are upper bounds
