@@ -125,7 +125,9 @@ def test_exports_match_the_keras_model_in_their_own_runtimes(trained):
         "serve": saved.serve(tf.constant(test.images, tf.float32)).numpy(),
         "serve_uint8": saved.serve_uint8(tf.constant(test.images)).numpy(),
     }
-    interpreter = tf.lite.Interpreter(model_path=str(trained / "models/export/model.tflite"))
+    from ai_edge_litert.interpreter import Interpreter  # LiteRT's, as a phone app runs it
+
+    interpreter = Interpreter(model_path=str(trained / "models/export/model.tflite"))
     source = interpreter.get_input_details()[0]["index"]
     interpreter.resize_tensor_input(source, test.images.shape)
     interpreter.allocate_tensors()
@@ -149,8 +151,6 @@ def test_exports_match_the_keras_model_in_their_own_runtimes(trained):
     assert metrics["tflite"]["top1_agreement"] == 1.0
     assert metrics["saved_model"]["max_probability_difference"] < 1e-4
     # The int8 file: smaller, uint8 in and out, judged on every test image against Keras.
-    from ai_edge_litert.interpreter import Interpreter
-
     int8 = Interpreter(model_path=str(trained / "models/export/model_int8.tflite"))
     assert int8.get_input_details()[0]["dtype"] == int8.get_output_details()[0]["dtype"] == np.uint8
     assert metrics["int8"]["bytes"] < metrics["tflite"]["bytes"]
