@@ -74,6 +74,7 @@ def train_peer(train, val, seconds: float, seed: int) -> tuple[keras.Model, dict
     history = model.fit(
         data, validation_data=(val.images, val.labels), steps_per_epoch=STEPS_PER_CHECK,
         epochs=10_000, callbacks=[Deadline(seconds), keeper], verbose=0,
+        shuffle=False,  # the dataset shuffles itself
     )  # fmt: skip
     model.set_weights(keeper.weights)
     steps = len(history.history["loss"]) * STEPS_PER_CHECK

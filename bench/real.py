@@ -163,7 +163,8 @@ def table(results: dict) -> str:
     lines = [
         head, "",
         "Accuracy / macro F1 on the test split, mean ± sd over the seeds; the margin is ours "
-        "minus the best other model in each score.", "",
+        "minus the best other model in each score (by mean; its sd is over the seeds' margins "
+        "against the best baseline of each seed).", "",
         "| dataset | test split | train photos | " + " | ".join(LABELS[m] for m in MODELS)
         + " | ours - best, accuracy | ours - best, macro F1 | ours: train time |",
         "|---|---|---|" + "---|" * len(MODELS) + "---|---|---|",
@@ -178,8 +179,12 @@ def table(results: dict) -> str:
         return f"**{text}**" if model == "ours" else text
 
     for entry in summary(results["rows"]):
-        margins = [f"{entry['margin'][s]['mean']:+.3f} ({LABELS[entry['margin'][s]['over']]})"
-                   for s in SCORES]  # fmt: skip
+        margins = [
+            f"{entry['margin'][s]['mean']:+.3f}"
+            + (f" ± {entry['margin'][s]['sd']:.3f}" if entry["seeds"] > 1 else "")
+            + f" ({LABELS[entry['margin'][s]['over']]})"
+            for s in SCORES
+        ]
         name = f"{entry['dataset']} {entry['variant']}"
         lines.append(
             f"| {name} | {entry['test']} | {entry['train_images']} | "
