@@ -79,3 +79,24 @@ def test_combined_runs_keep_every_row_and_a_later_row_replaces_a_measured_again_
     assert [(row["dataset"], row["x"]) for row in again["rows"]] == [("a", 1), ("b", 3), ("c", 4)]
     assert again["commit"] == "aaa, bbb" and again["minutes"] == 3
     assert again["matmul_gflops"] == 91  # the slower machine: absolute times are upper bounds
+
+
+def test_the_flip_average_probe_gets_a_column_outside_the_margins_only_where_measured():
+    from bench.real import PROBE, summary, table
+
+    def scores(accuracy):
+        return {"accuracy": accuracy, "balanced_accuracy": accuracy, "macro_f1": accuracy}
+
+    tests = {"test": {"majority": scores(0.5), "logistic_regression": scores(0.7),
+                      "gradient_boosting": scores(0.8), "ours": scores(0.85)}}  # fmt: skip
+    row = {"dataset": "defects", "variant": "aligned", "seed": 42, "train_images": 100,
+           "train_seconds": 1.0, "tests": tests}  # fmt: skip
+    results = {"commit": "a", "date": "d", "machine": "m", "matmul_gflops": 1, "minutes": 1,
+               "seeds": "42", "variant": "", "rows": [row]}  # fmt: skip
+    assert "flip average" not in table(results)
+    tests["test"][PROBE] = scores(0.95)  # better than ours: still not the margin's "best other"
+    [entry] = summary([row])
+    assert entry[PROBE]["accuracy"][0] == pytest.approx(0.95)
+    assert entry["margin"]["accuracy"]["over"] == "gradient_boosting"
+    assert "| ours, flip average (probe) |" in table(results)
+    assert "| 0.850 / 0.850 | 0.950 / 0.950 |" in table(results)
