@@ -13,7 +13,9 @@ stage (majority class, logistic regression and gradient boosting on 16x16 pixels
 same split), and the peer recipe is the Keras team's "image classification from scratch"
 trained for the same wall time on the same split (bench/peer.py; on the first seed only).
 Long-tailed sets are scored on a test split with the train prior, as a user's stratified
-split is, and on a balanced test set beside it. Writes bench/real_results.{md,json}.
+split is, and on a balanced test set beside it. Each row also scores a probe outside the
+margins: ours with its logits averaged over each photo and its mirror image (a candidate
+default, measured on the same trained model). Writes bench/real_results.{md,json}.
 """
 
 import argparse
