@@ -13,9 +13,10 @@ stage (majority class, logistic regression and gradient boosting on 16x16 pixels
 same split), and the peer recipe is the Keras team's "image classification from scratch"
 trained for the same wall time on the same split (bench/peer.py; on the first seed only).
 Long-tailed sets are scored on a test split with the train prior, as a user's stratified
-split is, and on a balanced test set beside it. Each row also scores a probe outside the
-margins: ours with its logits averaged over each photo and its mirror image (a candidate
-default, measured on the same trained model). Writes bench/real_results.{md,json}.
+split is, and on a balanced test set beside it. Writes bench/real_results.{md,json}.
+Results of runs made before train.flip_average became a default (commit 0c7c459 to the one
+that made it) also hold a probe column, the same trained model with its logits averaged over
+each photo and its mirror image; the table shows it where a row measured it.
 """
 
 import argparse
@@ -35,7 +36,7 @@ from bench.workspace import ROOT, clone, dvc, set_params
 from image_classifier.report.scoring import headline_scores
 
 MODELS = ("majority", "logistic_regression", "gradient_boosting", "peer", "ours")
-PROBE = "ours_flip_average"  # scored beside ours, outside the margins: a candidate default
+PROBE = "ours_flip_average"  # in older results: a probe beside ours, outside the margins
 LABELS = {
     "majority": "majority class",
     "logistic_regression": "logistic regression",
@@ -72,14 +73,6 @@ def extra_test(folder: Path, class_names: list[str], size: int):
     return images, np.array([class_names.index(path.parent.name) for path in paths])
 
 
-def flip_average(model, images: np.ndarray) -> np.ndarray:
-    """The class of the logits averaged over each photo and its mirror image: a probe of
-    test-time flip averaging on the model the pipeline trained (not yet a default)."""
-    logits = model.predict(images, batch_size=256, verbose=0)
-    mirrored = model.predict(np.ascontiguousarray(images[:, :, ::-1]), batch_size=256, verbose=0)
-    return (logits + mirrored).argmax(1)
-
-
 def run_row(dataset: Dataset, photos: Path, extra: Path | None, work: Path, seed: int,
             overrides: dict, peer: bool) -> dict:  # fmt: skip
     repo = clone(work / f"clone-{dataset.name}-{dataset.variant.name}-{seed}")
@@ -91,6 +84,7 @@ def run_row(dataset: Dataset, photos: Path, extra: Path | None, work: Path, seed
     evaluation = json.loads((repo / "metrics/evaluate.json").read_text())
     baselines = json.loads((repo / "metrics/baseline.json").read_text())
     training = json.loads((repo / "metrics/train.json").read_text())
+    card = json.loads((repo / "models/model.json").read_text())
     pick = ("accuracy", "balanced_accuracy", "macro_f1")
     stratified = {name: {k: baselines[name][k] for k in pick} for name in MODELS[:3]}
     stratified["ours"] = {k: evaluation[k] for k in pick}
@@ -99,6 +93,7 @@ def run_row(dataset: Dataset, photos: Path, extra: Path | None, work: Path, seed
         "notes": dataset.notes, "train_images": baselines["train_images"],
         "test_images": baselines["test_images"], "train_seconds": training["seconds"],
         "epochs": training["epochs_run"], "repro_seconds": round(repro_seconds, 1),
+        "flip_average": card["flip_average"],
         "tests": {"stratified" if extra else "test": stratified},
     }  # fmt: skip
     import keras
@@ -109,10 +104,6 @@ def run_row(dataset: Dataset, photos: Path, extra: Path | None, work: Path, seed
     train, val, test = (load_split(repo, part) for part in ("train", "val", "test"))
     classes = list(range(train.num_classes))
     model = load_trained_model(repo / "models/model.keras")
-    probe = flip_average(model, test.images)
-    row["tests"]["stratified" if extra else "test"][PROBE] = headline_scores(
-        test.labels, probe, classes
-    )
     if extra:
         images, labels = extra_test(extra, train.class_names, train.images.shape[1])
         fitted, gray = fit_baselines(train, val, seed)
@@ -120,7 +111,6 @@ def run_row(dataset: Dataset, photos: Path, extra: Path | None, work: Path, seed
         balanced = {m.name: headline_scores(labels, m.predict(features), classes) for m in fitted}
         logits = model.predict(images, verbose=0)
         balanced["ours"] = headline_scores(labels, logits.argmax(1), classes)
-        balanced[PROBE] = headline_scores(labels, flip_average(model, images), classes)
         row["tests"]["balanced"] = balanced
     if peer:
         from bench.peer import predict_classes, train_peer
@@ -149,6 +139,8 @@ def summary(rows: list[dict]) -> list[dict]:
     for (dataset, variant, test), members in groups.items():
         seconds = [row["train_seconds"] for row, _ in members]
         entry = {"dataset": dataset, "variant": variant, "test": test, "seeds": len(members),
+                 # Rows measured before train.flip_average existed answered on the photo alone.
+                 "flip_average": all(row.get("flip_average", False) for row, _ in members),
                  "train_images": members[0][0]["train_images"],
                  "train_seconds": float(np.mean(seconds))}  # fmt: skip
         for model in (*MODELS, PROBE):
@@ -202,12 +194,15 @@ def table(results: dict) -> str:
             + f" ({LABELS[entry['margin'][s]['over']]})"
             for s in SCORES
         ]
-        name = f"{entry['dataset']} {entry['variant']}"
+        name = f"{entry['dataset']} {entry['variant']}" + ("" if entry["flip_average"] else " †")
         lines.append(
             f"| {name} | {entry['test']} | {entry['train_images']} | "
             + " | ".join(cell(entry, m) for m in shown)
             + f" | {margins[0]} | {margins[1]} | {entry['train_seconds']:.0f} s |"
         )
+    if not all(entry["flip_average"] for entry in summary(results["rows"])):
+        lines += ["", "†: measured before `train.flip_average` (ours answered on each photo "
+                  "alone, not averaged with its mirror image)."]  # fmt: skip
     lines += ["", "Per seed (accuracy / macro F1):", "",
               "| dataset | seed | test split | " + " | ".join(LABELS[m] for m in shown) + " |",
               "|---|---|---|" + "---|" * len(shown)]  # fmt: skip
@@ -222,10 +217,26 @@ def table(results: dict) -> str:
 
 def combine_seeds(runs: list[dict]) -> dict:
     """Runs of this benchmark made apart (seeds or rows) as one table; a row measured again
-    (the same dataset, variant and seed, e.g. with the peer) replaces the earlier one."""
+    (the same dataset, variant and seed, e.g. with the peer) replaces the earlier one.
+
+    A row measured again without the peer (--no-peer) keeps the earlier row's peer scores:
+    the peer trains on the same split for our train time, which a change at inference
+    (such as train.flip_average) leaves as it was."""
+    key = ("dataset", "variant", "seed")
     seeds = dict.fromkeys(str(row["seed"]) for run in runs for row in run["rows"])
     variants = ", ".join(dict.fromkeys(str(run["variant"]) for run in runs))
-    combined = combine(runs, replace_by=("dataset", "variant", "seed"))
+    peers = {tuple(row[k] for k in key): row for run in runs for row in run["rows"]
+             if "peer" in row}  # fmt: skip
+    combined = combine(runs, replace_by=key)
+    for row in combined["rows"]:
+        earlier = peers.get(tuple(row[k] for k in key))
+        measured = "peer" in row or any("peer" in scores for scores in row["tests"].values())
+        if measured or earlier is None:
+            continue
+        row["peer"] = earlier["peer"]
+        for test, scores in row["tests"].items():
+            if "peer" in earlier["tests"].get(test, {}):
+                scores["peer"] = earlier["tests"][test]["peer"]
     return combined | {"seeds": ",".join(seeds), "variant": variants}
 
 

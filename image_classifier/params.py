@@ -168,6 +168,10 @@ class TrainParams(Section):
     dropout: float = Field(ge=0, lt=1)
     filters: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)
     flip: bool
+    flip_average: bool = Field(
+        description="answer on each photo and its mirror image, the two averaged (only with "
+        "flip: true, which taught the model they are the same class); twice the inference cost"
+    )
     rotation: float = Field(ge=0, le=0.5, description="fraction of a full turn")
     zoom: float = Field(ge=0, lt=1, description="fraction of the size")
     translation: float = Field(ge=0, lt=1, description="random shift, fraction of the size")

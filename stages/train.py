@@ -1,11 +1,12 @@
 """train: fit train.model on the train split; keep the epoch with the best train.monitor.
 
-A killed run resumes from its last finished epoch (image_classifier/model/resume.py). The
-model is then calibrated on the val split (a temperature folded into its last layer, and
-the confidence below which predict says "unsure"; image_classifier/model/calibration.py).
-Writes the model (Keras format) and beside it its card (class names, input contract,
-calibration; image_classifier/model/card.py), per-epoch curves through DVCLive, and a
-metrics JSON.
+A killed run resumes from its last finished epoch (image_classifier/model/resume.py). With
+train.flip_average (and train.flip) the model then answers on each photo and its mirror
+image, averaged (image_classifier/model/mirror.py). It is calibrated on the val split (a
+temperature folded into its last layer, and the confidence below which predict says
+"unsure"; image_classifier/model/calibration.py). Writes the model (Keras format) and
+beside it its card (class names, input contract, calibration; image_classifier/model/card.py),
+per-epoch curves through DVCLive, and a metrics JSON.
 """
 
 import logging
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from image_classifier.model.calibration import calibrate
     from image_classifier.model.fitting import configure_devices, fit_model, fit_summary
+    from image_classifier.model.mirror import with_mirror_average
     from image_classifier.model.resume import Backup, training_key
 
     devices = configure_devices()
@@ -90,15 +92,16 @@ def main(argv: list[str] | None = None) -> None:
                 train, train_set, val_set, base.seed, devices,
                 callbacks=[DVCLiveCallback(live=live)], on_phase=log.info, backup=backup,
             )  # fmt: skip
-        calibration = calibrate(
-            result.model, val_set.images, val_set.labels, train.unsure_error_ratio
-        )
+        # Mirror images are the same class only to a model trained on them (train.flip).
+        flip_average = train.flip_average and train.flip
+        model = with_mirror_average(result.model) if flip_average else result.model
+        calibration = calibrate(model, val_set.images, val_set.labels, train.unsure_error_ratio)
         card = card.model_copy(
-            update={"temperature": calibration.temperature,
+            update={"temperature": calibration.temperature, "flip_average": flip_average,
                     "unsure_below": calibration.unsure_below}
         )  # fmt: skip
         with atomic_path(args.model) as temporary:
-            result.model.save(temporary)
+            model.save(temporary)
         write_card(args.model, card)
     backup.remove()
     metrics = fit_summary(result, train.monitor) | {"calibration": asdict(calibration)}

@@ -43,7 +43,7 @@ def test_real_photo_summary_is_mean_sd_and_margin_over_the_best_other_model():
         if peer:
             tests["test"]["peer"] = peer
         return {"dataset": "defects", "variant": "aligned", "seed": seed, "train_images": 1837,
-                "train_seconds": 100.0, "tests": tests}  # fmt: skip
+                "train_seconds": 100.0, "flip_average": True, "tests": tests}  # fmt: skip
 
     rows = [row(42, scores(0.90, 0.80), scores(0.80, 0.70), peer=scores(0.85, 0.78)),
             row(1, scores(0.86, 0.76), scores(0.82, 0.66))]  # fmt: skip
@@ -100,3 +100,58 @@ def test_the_flip_average_probe_gets_a_column_outside_the_margins_only_where_mea
     assert entry["margin"]["accuracy"]["over"] == "gradient_boosting"
     assert "| ours, flip average (probe) |" in table(results)
     assert "| 0.850 / 0.850 | 0.950 / 0.950 |" in table(results)
+
+
+def bench_row(seed, ours, peer_accuracy=None, **extra):
+    def scores(accuracy):
+        return {"accuracy": accuracy, "balanced_accuracy": accuracy, "macro_f1": accuracy}
+
+    tests = {"test": {"majority": scores(0.5), "logistic_regression": scores(0.7),
+                      "gradient_boosting": scores(0.8), "ours": scores(ours)}}  # fmt: skip
+    if peer_accuracy is not None:
+        tests["test"]["peer"] = scores(peer_accuracy)
+    return {"dataset": "defects", "variant": "aligned", "seed": seed, "train_images": 100,
+            "train_seconds": 1.0, "tests": tests, **extra}  # fmt: skip
+
+
+def bench_run(commit, rows):
+    return {
+        "commit": commit,
+        "date": "d",
+        "machine": "m",
+        "matmul_gflops": 1,
+        "minutes": 1,
+        "seeds": ",".join(str(row["seed"]) for row in rows),
+        "variant": "",
+        "rows": rows,
+    }
+
+
+def test_rows_measured_before_flip_averaging_are_marked_until_every_seed_is_measured_again():
+    from bench.real import combine_seeds, table
+
+    before = bench_run("a", [bench_row(42, 0.85), bench_row(1, 0.86)])
+    assert "| defects aligned † | test |" in table(before)
+    assert "†: measured before `train.flip_average`" in table(before)
+    one_seed = combine_seeds([before, bench_run("b", [bench_row(42, 0.9, flip_average=True)])])
+    assert "| defects aligned † | test |" in table(one_seed)  # seed 1 is still the old model
+    both = combine_seeds([one_seed, bench_run("c", [bench_row(1, 0.88, flip_average=True)])])
+    assert "| defects aligned | test |" in table(both) and "†" not in table(both)
+
+
+def test_a_row_measured_again_without_the_peer_keeps_the_earlier_peer_scores():
+    from bench.real import combine_seeds, summary
+
+    peer_info = {"epochs": 3, "seconds": 1.0}
+    before = bench_run("a", [bench_row(42, 0.85, peer_accuracy=0.3, peer=peer_info)])
+    again = bench_run("b", [bench_row(42, 0.9, flip_average=True)])
+    [row] = combine_seeds([before, again])["rows"]
+    assert row["tests"]["test"]["ours"]["accuracy"] == 0.9  # the new measurement...
+    assert row["tests"]["test"]["peer"]["accuracy"] == 0.3  # ...beside the earlier peer
+    assert row["peer"] == peer_info
+    [entry] = summary([row])
+    assert entry["peer"]["accuracy"][0] == 0.3
+    # A row measured again with its own peer keeps that one.
+    with_peer = bench_run("c", [bench_row(42, 0.9, peer_accuracy=0.4, flip_average=True)])
+    [row] = combine_seeds([before, with_peer])["rows"]
+    assert row["tests"]["test"]["peer"]["accuracy"] == 0.4

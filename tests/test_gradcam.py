@@ -15,7 +15,7 @@ def region_model(size=16) -> keras.Model:
     class 0's is its negative. So the bright region alone decides the class."""
     inputs = keras.Input((size, size, 3))
     bright = keras.layers.Conv2D(1, 1, activation="relu", name="conv")(inputs)
-    pooled = keras.layers.GlobalAveragePooling2D()(bright)
+    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(bright)
     logits = keras.layers.Dense(2, use_bias=False, name="logits")(pooled)
     model = keras.Model(inputs, logits)
     # brightness above 200 (of 255, summed over 3 channels) -> positive activation

@@ -14,6 +14,7 @@ import keras
 from keras import layers
 
 from image_classifier.console import StageError
+from image_classifier.model import mirror  # noqa: F401  (registers its layers for loading)
 
 CONVOLUTIONS = (layers.Conv2D, layers.SeparableConv2D, layers.DepthwiseConv2D)
 
@@ -165,8 +166,9 @@ def load_trained_model(path: Path) -> keras.Model:
 
 def embedding_model(model: keras.Model) -> keras.Model:
     """The trained model returning (embedding, logits): the pooled features its classifier
-    sees (the head's `pool` layer, in every architecture here) beside its answer."""
-    return keras.Model(model.inputs, [model.get_layer("pool").output, model.output])
+    sees (the input of the head's `logits` layer, in every architecture here; averaged over
+    the photo and its mirror image in a flip-averaged model) beside its answer."""
+    return keras.Model(model.inputs, [model.get_layer("logits").input, model.output])
 
 
 def unfreeze_top(model: keras.Model, count: int) -> list[str]:

@@ -5,7 +5,8 @@ import numpy as np
 from image_classifier.console import StageError
 
 NOT_FEATURE_MAPS = ("Pooling", "Dropout", "Flatten")  # 4-D outputs that are not a conv's map
-BEFORE_FEATURES = ("InputLayer", "Rescaling", "CaffePreprocess")  # 4-D, but still the image
+# 4-D, but still the image (MirrorImages: the image and its mirror image, model/mirror.py)
+BEFORE_FEATURES = ("InputLayer", "MirrorImages", "Rescaling", "CaffePreprocess")
 
 
 def is_feature_map(layer) -> bool:
@@ -51,6 +52,10 @@ def gradcam_heatmap(model, images: np.ndarray, class_index, layer_name: str) -> 
     `layer_name`, averaged per channel, weight the channels; ReLU; scaled to [0, 1] per image;
     resized to the image. `class_index` is one class for all images or one per image.
 
+    In a flip-averaged model (model/mirror.py) the feature maps hold each image and then its
+    mirror image; the answer is the sum of both, so the two maps are added, the mirror's
+    flipped back.
+
     Returns (n, height, width) float32; a map with no positive evidence is all zeros.
     """
     import keras
@@ -66,7 +71,10 @@ def gradcam_heatmap(model, images: np.ndarray, class_index, layer_name: str) -> 
         scores = tf.gather(tf.cast(logits, tf.float32), classes, axis=1, batch_dims=1)
     gradients = tape.gradient(scores, feature_maps)
     channel_weights = tf.reduce_mean(gradients, axis=(1, 2))
-    cam = tf.nn.relu(tf.einsum("nhwc,nc->nhw", feature_maps, channel_weights))
+    cam = tf.einsum("nhwc,nc->nhw", feature_maps, channel_weights)
+    if cam.shape[0] == 2 * count:
+        cam = cam[:count] + tf.reverse(cam[count:], axis=[2])
+    cam = tf.nn.relu(cam)
     peak = tf.reduce_max(cam, axis=(1, 2), keepdims=True)
     cam = tf.math.divide_no_nan(cam, peak)
     cam = tf.image.resize(cam[..., None], images.shape[1:3], method="bilinear")[..., 0]

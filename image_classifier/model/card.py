@@ -25,6 +25,8 @@ class ModelCard(BaseModel):
     fit: ResizeFit
     max_megapixels: float = Field(gt=0)
     output: str = "logits"  # softmax gives the class probabilities
+    # The model answers on each photo and its mirror image, averaged (model/mirror.py).
+    flip_average: bool = False
     # Fitted on the val split by train (model/calibration.py) and already folded into the
     # model's last layer: recorded so the calibration can be undone and reported.
     temperature: float = Field(default=1.0, gt=0)

@@ -15,8 +15,11 @@ SET_BY_THE_SWEEP = (
     "learning_rate", "batch_size", "epochs", "min_steps", "early_stopping_patience",
     "fine_tune_epochs",
 )  # fmt: skip
-# No fine-tuning phase, and no calibration (the train stage calibrates the model it keeps).
-UNUSED_BY_THE_SWEEP = ("fine_tune_learning_rate", "fine_tune_layers", "unsure_error_ratio")
+# No fine-tuning phase, no calibration and no flip averaging: the train stage calibrates the
+# model it keeps and makes it answer on mirror images too; the sweep ranks on val as trained.
+UNUSED_BY_THE_SWEEP = (
+    "fine_tune_learning_rate", "fine_tune_layers", "unsure_error_ratio", "flip_average",
+)  # fmt: skip
 
 
 def pair_params(train: TrainParams, sweep: SweepParams, learning_rate: float, batch_size: int):
