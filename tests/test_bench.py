@@ -82,7 +82,7 @@ def test_combined_runs_keep_every_row_and_a_later_row_replaces_a_measured_again_
 
 
 def test_the_flip_average_probe_gets_a_column_outside_the_margins_only_where_measured():
-    from bench.real import PROBE, summary, table
+    from bench.real import ALONE, PROBE, summary, table
 
     def scores(accuracy):
         return {"accuracy": accuracy, "balanced_accuracy": accuracy, "macro_f1": accuracy}
@@ -100,6 +100,9 @@ def test_the_flip_average_probe_gets_a_column_outside_the_margins_only_where_mea
     assert entry["margin"]["accuracy"]["over"] == "gradient_boosting"
     assert "| ours, flip average (probe) |" in table(results)
     assert "| 0.850 / 0.850 | 0.950 / 0.950 |" in table(results)
+    tests["test"][ALONE] = scores(0.8)  # the model without flip averaging: its own column
+    assert "| ours, flip average (probe) | ours, each photo alone (probe) |" in table(results)
+    assert summary([row])[0]["margin"]["accuracy"]["over"] == "gradient_boosting"
 
 
 def bench_row(seed, ours, peer_accuracy=None, **extra):

@@ -8,7 +8,11 @@ import pytest
 from image_classifier.model.architectures import build_model, embedding_model, load_trained_model
 from image_classifier.model.attribution import gradcam_heatmap, last_conv_layer
 from image_classifier.model.calibration import fold_temperature
-from image_classifier.model.mirror import is_mirror_averaged, with_mirror_average
+from image_classifier.model.mirror import (
+    is_mirror_averaged,
+    with_mirror_average,
+    without_mirror_average,
+)
 from tests.test_gradcam import images_with_squares, region_model
 
 
@@ -46,6 +50,10 @@ def test_the_flip_averaged_model_averages_the_logits_of_a_photo_and_its_mirror_i
     averaged.save(tmp_path / "model.keras")
     loaded = load_trained_model(tmp_path / "model.keras")  # safe mode: registered layers
     np.testing.assert_allclose(loaded.predict(images, verbose=0), expected, atol=1e-3)
+    # Undone, it answers on each photo alone again, as trained.
+    alone = without_mirror_average(loaded)
+    assert not is_mirror_averaged(alone)
+    np.testing.assert_allclose(alone.predict(images, verbose=0), plain, atol=1e-3)
 
 
 def test_the_temperature_folds_into_a_flip_averaged_model_as_into_a_plain_one():

@@ -64,3 +64,22 @@ def with_mirror_average(model: keras.Model) -> keras.Model:
         if layer.weights:
             mirrored.get_layer(layer.name).set_weights(layer.get_weights())
     return mirrored
+
+
+def without_mirror_average(model: keras.Model) -> keras.Model:
+    """The same layers and weights answering on each image alone, as the model was trained:
+    what the averaging adds is measured against it (bench/real.py)."""
+
+    def call(layer, *args, **kwargs):
+        if isinstance(layer, (MirrorImages, AverageMirrorPairs)):
+            return args[0]
+        return layer(*args, **kwargs)
+
+    def fresh(layer):
+        return layer.__class__.from_config(layer.get_config())
+
+    alone = keras.models.clone_model(model, clone_function=fresh, call_function=call)
+    for layer in model.layers:
+        if layer.weights:
+            alone.get_layer(layer.name).set_weights(layer.get_weights())
+    return alone
