@@ -32,7 +32,7 @@ import pandas as pd
 from PIL import Image, ImageEnhance
 
 from bench.real_photos import Dataset, Variant, datasets, write_fashion
-from bench.record import run_rows
+from bench.record import Results
 from bench.workspace import ROOT, clone, dvc, set_params
 
 NOISE = 0.05
@@ -301,14 +301,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", type=Path, default=ROOT / "bench")
     args = parser.parse_args()
-    results = run_rows(
-        args.only.split(","),
-        lambda item, work: run_dataset(item, work, args.seed),
-        table,
-        args.out,
-        "audit_results",
-    )
-    print(table(results))
+    with Results(args.out, "audit_results", table).run(seeds=str(args.seed)) as (record, work):
+        for name in args.only.split(","):
+            record(run_dataset(name, work, args.seed))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,13 @@ users' aligned photos of one kind of object, imbalanced 57 / 27 / 11 / 4 %.
   deep field), in grayscale so that colour gives no class away. Train and val crops come
   from the top 70% of each photo, test crops from the bottom 30%, so no test pixel was
   ever seen in training.
+- ELPV (PyPI `elpv-dataset`, Deitsch et al., Solar Energy 2019; CC BY-NC-SA 4.0, so it is
+  downloaded into a cache at bench time and never committed): 2,624 300x300 grayscale
+  electroluminescence photos of solar cells from 44 modules, framed alike, each with an
+  expert's defect probability 0, 1/3, 2/3 or 1: as 4 classes, and as 2 (p < 0.5 or not).
+- Clip art (Debian's `openclipart-png`, public domain): drawings of people, food,
+  transportation, animals, tools and plants at any position and scale, PNGs of every size
+  and mode, 4.2:1 between the largest class and the smallest.
 - Defects: 300x300 grayscale photos of one kind of part, framed alike: a crop of a real
   texture photo (the part's surface) inside a dark border with three dark bars at fixed
   places, and thin dark cracks and dark patches of four graded severities drawn on it
@@ -22,7 +29,11 @@ user's folder.
 """
 
 import gzip
+import shutil
 import struct
+import subprocess
+import sys
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -279,6 +290,62 @@ def write_held_out(dataset: "Dataset", photos: Path, target: Path, total: int, s
     return target
 
 
+ELPV_WHEEL = "elpv-dataset==1.0.0.post1"
+ELPV_CACHE = Path.home() / ".cache" / "image-classifier-bench" / "elpv"
+# Defect probability -> class, for the 4-class and the 2-class task.
+ELPV_CLASSES = {
+    4: {0.0: "functional", 1 / 3: "mild", 2 / 3: "moderate", 1.0: "defective"},
+    2: {0.0: "functional", 1 / 3: "functional", 2 / 3: "defective", 1.0: "defective"},
+}
+
+
+def elpv_data(cache: Path = ELPV_CACHE) -> Path:
+    """The folder holding ELPV's labels.csv and images/, from its wheel (pip download into
+    `cache` the first time: its licence allows no redistribution, so it is never committed)."""
+    data = cache / "elpv_dataset" / "data"
+    if (data / "labels.csv").exists():
+        return data
+    cache.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                    ELPV_WHEEL, "-d", str(cache)], check=True)  # fmt: skip
+    wheel = next(cache.glob("elpv_dataset-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(cache, [n for n in archive.namelist() if n.startswith("elpv_dataset/")])
+    return data
+
+
+def write_elpv(root: Path, variant: Variant, seed: int = 0):
+    """<class>/<mono|poly>_cellNNNN.png, one class per defect probability (4 classes) or
+    below and above one half (2); no given split."""
+    data = elpv_data()
+    classes = ELPV_CLASSES[len(variant.counts)]
+    for line in (data / "labels.csv").read_text().splitlines():
+        path, probability, kind = line.split()
+        name = min(classes.items(), key=lambda item: abs(item[0] - float(probability)))[1]
+        target = root / name / f"{kind}_{Path(path).name}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(data / path, target)
+    return root, None
+
+
+CLIPART_FOLDER = Path("/usr/share/openclipart/png")
+CLIPART_CLASSES = ("people", "food", "transportation", "animals", "tools", "plants")
+
+
+def write_clipart(root: Path, variant: Variant, seed: int = 0):
+    """<class>/<n>_<name>.png: every PNG under the category folder (subfolders included), as
+    Debian ships it: exact copies and all, as a user's folder would hold them."""
+    if not CLIPART_FOLDER.is_dir():
+        raise SystemExit(f"clip art not found in {CLIPART_FOLDER}: sudo apt-get install "
+                         "openclipart-png")  # fmt: skip
+    for name in CLIPART_CLASSES:
+        for number, path in enumerate(sorted((CLIPART_FOLDER / name).rglob("*.png"))):
+            target = root / name / f"{number:04d}_{path.name}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+    return root, None
+
+
 @dataclass(frozen=True)
 class Dataset:
     name: str
@@ -286,12 +353,25 @@ class Dataset:
     write: Callable[[Path, Variant], tuple[Path, Path | None]]
     notes: str
 
+    @property
+    def key(self) -> str:
+        return f"{self.name}-{self.variant.name}"
+
 
 def datasets() -> list[Dataset]:
     fashion, textures = len(FASHION_CLASSES), len(TEXTURE_SOURCES)
     fashion_tail, texture_tail = long_tail(6000, fashion), long_tail(500, textures)
     aligned = shares(ALIGNED_TOTAL, DEFECT_SHARES)
     return [
+        Dataset("elpv", Variant("4-class", [1508, 715, 295, 106]), write_elpv,
+                "2,624 solar cells, functional / defective / mild / moderate at 57 / 27 / 11 "
+                "/ 4 %; the pipeline's own split"),
+        Dataset("elpv", Variant("2-class", [1803, 821]), write_elpv,
+                "2,624 solar cells, functional (p < 0.5) / defective at 69 / 31 %; the "
+                "pipeline's own split"),
+        Dataset("clipart", Variant("unaligned", [400, 369, 366, 316, 149, 95]), write_clipart,
+                "1,695 drawings (192 exact copies) of 6 subjects at 24 / 22 / 22 / 19 / 9 / 6 "
+                "%; the pipeline's own split"),
         Dataset("fashion-mnist", Variant("balanced", [2400] * fashion, [300] * fashion),
                 write_fashion, "2,400 train photos per class (20,400 after val), 300 test"),
         # The head class at its full size, the others shrinking to 1/10 (as in CIFAR-10-LT);

@@ -1,12 +1,20 @@
-"""A benchmark's results file: where, when and on what code it ran, one row per dataset,
-written again after every row so that a long run that stops keeps what it measured."""
+"""A benchmark's results file: where, when and on what code it ran, one row per measurement,
+written again after every row so that a long run that stops keeps what it measured.
 
+Every benchmark keeps its results as bench/<name>.json (the data) and bench/<name>.md (its
+table, written by the benchmark's own `table(results)` from the data). Earlier results
+live in git history, not in code.
+"""
+
+import contextlib
 import json
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from ruamel.yaml import YAML
 
 from bench.machine import describe_machine, matmul_gflops
 from bench.workspace import ROOT
@@ -17,25 +25,54 @@ def git_commit() -> str:
                           capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
 
 
-def run_rows(
-    names: list[str],
-    run: Callable[[str, Path], dict],
-    table: Callable[[dict], str],
-    out: Path,
-    name: str,
-) -> dict:
-    """`run(name, work folder)` for each name, in one temporary folder; after each, the rows
-    so far in out/<name>.json and, as `table` writes them, out/<name>.md."""
-    started = time.perf_counter()
-    results = {"date": time.strftime("%Y-%m-%d"), "machine": describe_machine(),
-               "matmul_gflops": matmul_gflops(), "commit": git_commit(), "rows": []}  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as folder:
-        for item in names:
-            results["rows"].append(run(item, Path(folder)))
+def parse_overrides(pairs: list[str]) -> dict[str, dict]:
+    """["train.zoom=0.08", ...] -> {"train": {"zoom": 0.08}}, values read as YAML."""
+    sections: dict[str, dict] = {}
+    for pair in pairs:
+        key, _, text = pair.partition("=")
+        section, _, name = key.partition(".")
+        sections.setdefault(section, {})[name] = YAML(typ="safe").load(text)
+    return sections
+
+
+class Results:
+    """out/<name>.json and out/<name>.md, the table written by `table(results)`."""
+
+    def __init__(self, out: Path, name: str, table: Callable[[dict], str]) -> None:
+        self.json, self.markdown, self.table = out / f"{name}.json", out / f"{name}.md", table
+
+    @staticmethod
+    def heading(results: dict) -> str:
+        """Where, when and on what code: absolute times mean something only beside the
+        machine's matmul speed (machines here differ by 2x or more)."""
+        extra = "".join(f"; {key} {results[key]}" for key in ("seeds", "variant")
+                        if results.get(key))  # fmt: skip
+        return (f"Commit {results['commit']}, measured {results['date']} on {results['machine']}; "
+                f"dense matmul {results['matmul_gflops']:.0f} GFLOP/s; "
+                f"{results['minutes']:.0f} min in all{extra}.")  # fmt: skip
+
+    def write(self, results: dict) -> None:
+        self.json.parent.mkdir(parents=True, exist_ok=True)
+        self.json.write_text(json.dumps(results, indent=2) + "\n")
+        self.markdown.write_text(self.table(results))
+        print(self.table(results), flush=True)
+
+    @contextlib.contextmanager
+    def run(self, **about) -> Iterator[tuple[Callable[[dict], None], Path]]:
+        """(record, work folder): record(row) appends a row and writes both files."""
+        started = time.perf_counter()
+        results = {"date": time.strftime("%Y-%m-%d"), "machine": describe_machine(),
+                   "matmul_gflops": matmul_gflops(), "commit": git_commit(), **about,
+                   "minutes": 0.0, "rows": []}  # fmt: skip
+
+        def record(row: dict) -> None:
+            print(json.dumps(row), flush=True)
+            results["rows"].append(row)
             results["minutes"] = (time.perf_counter() - started) / 60
-            (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
-            (out / f"{name}.md").write_text(table(results))
-    return results
+            self.write(results)
+
+        with tempfile.TemporaryDirectory(prefix=f"bench-{self.json.stem}-") as folder:
+            yield record, Path(folder)
 
 
 def combine(runs: list[dict], replace_by: tuple[str, ...] = ()) -> dict:
@@ -45,7 +82,7 @@ def combine(runs: list[dict], replace_by: tuple[str, ...] = ()) -> dict:
     those keys (a row measured again)."""
 
     def joined(key: str) -> str:
-        return ", ".join(dict.fromkeys(str(run[key]) for run in runs if key in run))
+        return ", ".join(dict.fromkeys(str(run[key]) for run in runs if run.get(key)))
 
     rows: list[dict] = []
     for run in runs:
@@ -57,5 +94,6 @@ def combine(runs: list[dict], replace_by: tuple[str, ...] = ()) -> dict:
     return {
         "date": joined("date"), "machine": joined("machine"), "commit": joined("commit"),
         "matmul_gflops": min(run["matmul_gflops"] for run in runs),
-        "minutes": sum(run["minutes"] for run in runs), "rows": rows,
+        "minutes": sum(run["minutes"] for run in runs), "seeds": joined("seeds"),
+        "variant": joined("variant"), "rows": rows,
     }  # fmt: skip

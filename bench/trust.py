@@ -31,7 +31,7 @@ import pandas as pd
 from PIL import Image
 
 from bench.real_photos import datasets, fashion_mnist, write_held_out
-from bench.record import combine, run_rows
+from bench.record import Results, combine
 from bench.workspace import ROOT, clone, command_env, dvc, set_params
 from image_classifier.model.card import read_card
 from image_classifier.model.probabilities import softmax
@@ -251,14 +251,13 @@ def main() -> None:
         "earlier one), run nothing",
     )  # fmt: skip
     args = parser.parse_args()
+    results = Results(args.out, "trust_results", table)
     if args.combine:
-        results = combine([json.loads(path.read_text()) for path in args.combine], ("dataset",))
-        (args.out / "trust_results.json").write_text(json.dumps(results, indent=2) + "\n")
-        (args.out / "trust_results.md").write_text(table(results))
-        print(table(results))
+        results.write(combine([json.loads(p.read_text()) for p in args.combine], ("dataset",)))
         return
-    results = run_rows(args.only.split(","), run_dataset, table, args.out, "trust_results")
-    print(table(results))
+    with results.run() as (record, work):
+        for name in args.only.split(","):
+            record(run_dataset(name, work))
 
 
 if __name__ == "__main__":

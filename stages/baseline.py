@@ -1,8 +1,9 @@
 """baseline: the simple models any data scientist tries first, scored like the network.
 
-The majority class, logistic regression and gradient boosting on 16x16 raw pixels of the
-resized images, fitted on the train split and scored on the test split with evaluate's own
-scoring function. Writes --metrics, which evaluate measures the network against.
+The majority class, logistic regression and gradient boosting on raw pixels of the resized
+images, fitted on the train split, their thumbnail side and settings picked on the val split
+by the score train.monitor names, and scored on the test split with evaluate's own scoring
+function. Writes --metrics, which evaluate measures the network against.
 """
 
 import logging
@@ -10,9 +11,9 @@ import logging
 from image_classifier.atomic import write_json
 from image_classifier.console import parse_paths, run_stage
 from image_classifier.data.dataset import load_subset
-from image_classifier.params import BaseParams, read_params
+from image_classifier.params import BaseParams, TrainParams, read_params
 from image_classifier.report.baselines import fit_baselines, score_baselines
-from image_classifier.report.scoring import BASELINE_NAMES
+from image_classifier.report.scoring import baseline_name
 
 log = logging.getLogger(__name__)
 
@@ -25,18 +26,20 @@ def main(argv: list[str] | None = None) -> None:
         split="the split CSV",
         metrics="baselines JSON to write",
     )
-    base = BaseParams.from_params(read_params())
+    params = read_params()
+    base, monitor = BaseParams.from_params(params), TrainParams.from_params(params).monitor
     train, val, test = (
         load_subset(args.resized, args.split, part) for part in ("train", "val", "test")
     )
-    fitted, gray = fit_baselines(train, val, base.seed)
+    fitted, gray = fit_baselines(train, val, base.seed, monitor)
     result = score_baselines(fitted, gray, test, len(train.labels))
     write_json(args.metrics, result)
     for model in fitted:
         scores = result[model.name]
         log.info(
             "baseline: %s: test accuracy %.4f, macro F1 %.4f (%.1f s)",
-            BASELINE_NAMES[model.name], scores["accuracy"], scores["macro_f1"], model.seconds,
+            baseline_name(model.name, model.pixels), scores["accuracy"], scores["macro_f1"],
+            model.seconds,
         )  # fmt: skip
 
 

@@ -77,9 +77,10 @@ def main(argv: list[str] | None = None) -> None:
     predictions = Predictions(test.labels, np.asarray(logits, np.float64), test.class_names)
 
     baselines = json.loads(args.baselines.read_text())
+    training = json.loads(args.train_metrics.read_text())
     metrics = report(predictions, baselines)
     trust, diagrams = calibration_report(
-        predictions.logits, test.labels, card.temperature, card.unsure_below
+        predictions.logits, test.labels, card.unsure_below, training["calibration"]
     )
     metrics |= trust
     write_json(args.metrics, metrics)
@@ -92,7 +93,6 @@ def main(argv: list[str] | None = None) -> None:
         confusion_figure(predictions.confusion(), test.class_names, metrics["accuracy"]),
         args.plots / "confusion_matrix.png",
     )
-    training = json.loads(args.train_metrics.read_text())
     save_figure(
         curves_figure(read_history(args.live), training["best_epoch"], training["monitor"]),
         args.plots / "curves.png",

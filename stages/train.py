@@ -112,10 +112,8 @@ def main(argv: list[str] | None = None) -> None:
         metrics["val_accuracy"], metrics["seconds"], metrics["images_per_second"],
     )  # fmt: skip
     log.info(
-        "train: calibrated on val: temperature %.3f (ECE %.4f -> %.4f); answers below %.0f%% "
-        "confidence will be marked unsure",
-        calibration.temperature, calibration.val_ece_before, calibration.val_ece_after,
-        100 * calibration.unsure_below,
+        "train: temperature %.3f: %s; answers below %.0f%% confidence will be marked unsure",
+        calibration.temperature, calibration.reason, 100 * calibration.unsure_below,
     )  # fmt: skip
 
 

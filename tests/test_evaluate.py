@@ -251,22 +251,37 @@ def test_evaluate_reports_calibration_and_the_unsure_answers_of_trains_card(eval
     model = keras.models.load_model(folder / "models/model.keras", safe_mode=True)
     logits = model.predict(np.load(folder / "resized/images.npy")[test["row"]], verbose=0)
     calibration = metrics["calibration"]
-    assert calibration["temperature"] == card["temperature"] != 1.0
+    trained = json.loads((folder / "metrics/train.json").read_text())["calibration"]
+    assert calibration["temperature"] == card["temperature"] == trained["temperature"]
+    assert calibration["fitted_temperature"] == trained["fitted_temperature"]
+    assert calibration["applied"] == (card["temperature"] == trained["fitted_temperature"])
+    assert calibration["reason"] == trained["reason"]
     assert calibration["ece_after"] == pytest.approx(
         expected_calibration_error(softmax(logits), labels), abs=1e-4
     )
-    undone = softmax(logits * card["temperature"])
+    undone = logits * card["temperature"]
     assert calibration["ece_before"] == pytest.approx(
-        expected_calibration_error(undone, labels), abs=1e-4
+        expected_calibration_error(softmax(undone), labels), abs=1e-4
+    )
+    with_fitted = softmax(undone / trained["fitted_temperature"])
+    assert calibration["ece_with_fitted_temperature"] == pytest.approx(
+        expected_calibration_error(with_fitted, labels), abs=1e-4
     )
     table = pd.read_csv(folder / "metrics/plots/predictions.csv")
     confidence = softmax(logits).max(axis=1)
     assert table["unsure"].tolist() == (confidence < card["unsure_below"]).tolist()
     assert metrics["unsure"]["unsure_share"] == pytest.approx(table["unsure"].mean(), abs=1e-4)
     assert metrics["unsure"]["threshold"] == pytest.approx(card["unsure_below"], abs=1e-4)
-    assert f"{calibration['ece_after']:.4f} after dividing the logits" in result.stderr
+    if calibration["applied"]:
+        assert f"{calibration['ece_after']:.4f} after dividing the logits" in result.stderr
+    else:
+        assert f"{calibration['ece_before']:.4f}, no temperature applied" in result.stderr
+    assert f"wrong {trained['unsure_error_ratio']:g} times as often" in result.stderr
     bins = pd.read_csv(folder / "metrics/plots/calibration.csv")
     assert len(bins) == 15 and bins["answers_after"].sum() == len(test)
     weights = bins["answers_after"] / len(test)
     gaps = (bins["accuracy_after"] - bins["confidence_after"]).abs()
-    assert (weights * gaps).sum() == pytest.approx(calibration["ece_after"], abs=1e-3)
+    # "after": with the temperature fitted on val, applied or not
+    assert (weights * gaps).sum() == pytest.approx(
+        calibration["ece_with_fitted_temperature"], abs=1e-3
+    )

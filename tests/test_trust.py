@@ -94,14 +94,42 @@ def test_calibrate_folds_the_fitted_temperature_into_the_model():
     labels = np.array([rng.choice(3, p=row) for row in softmax(logits)])  # calibrated as is
     model = colour_model(3 * 6 * np.eye(3), np.zeros(3))  # the same answers, over-confident
     calibration = calibrate(model, images, labels, error_ratio=0.5)
-    assert calibration.temperature == pytest.approx(3, rel=0.15)
-    assert calibration.val_ece_after < calibration.val_ece_before
+    assert calibration.temperature == calibration.fitted_temperature == pytest.approx(3, rel=0.15)
+    assert calibration.val_ece_cross_validated < calibration.val_ece_before
+    assert "it lowers the ECE on val photos it was not fitted on" in calibration.reason
     folded = model.predict(images, verbose=0)
     np.testing.assert_allclose(folded, 3 * logits / calibration.temperature, rtol=1e-4, atol=1e-4)
     assert fit_temperature(folded, labels) == pytest.approx(1.0, abs=2e-3)
     confidence = softmax(folded).max(axis=1)
     expected = unsure_threshold(confidence, folded.argmax(1) == labels, 0.5)
     assert 0.4 < calibration.unsure_below == pytest.approx(expected, abs=1e-5)
+
+
+def test_a_temperature_that_does_not_pay_on_held_out_val_folds_is_not_applied():
+    """A calibrated model but for a few confident mistakes: the likelihood fit softens every
+    answer to soften those few, which makes the 96% right answers under-confident. On val
+    folds it was not fitted on that raises the ECE, so the model keeps temperature 1."""
+    from image_classifier.model.calibration import calibrate
+
+    rng = np.random.default_rng(3)
+    labels = np.arange(600) % 3
+    sure = np.exp(4) / (np.exp(4) + 2)  # the confidence of a logit margin of 4 over 2 others
+    correct = rng.random(600) < sure  # right as often as sure
+    answer = np.where(correct, labels, (labels + 1) % 3)
+    confident_mistakes = rng.choice(np.flatnonzero(correct), 6, replace=False)
+    answer[confident_mistakes] = (labels[confident_mistakes] + 1) % 3
+    margins = np.where(np.isin(np.arange(600), confident_mistakes), 30.0, 4.0)
+    colours = np.zeros((600, 1, 1, 3))
+    colours[np.arange(600), 0, 0, answer] = margins / 6 * 255
+    images = np.broadcast_to(colours, (600, 32, 32, 3)).astype(np.float32)
+    model = colour_model(6 * np.eye(3), np.zeros(3))  # logits: the margin on the answer
+    logits = model.predict(images, verbose=0)
+    assert fit_temperature(logits, labels) > 1.3  # what the old rule would have applied
+    calibration = calibrate(model, images, labels, error_ratio=0.5)
+    assert calibration.temperature == 1.0 and calibration.fitted_temperature > 1.3
+    assert calibration.val_ece_cross_validated >= calibration.val_ece_before
+    assert "does not lower the ECE on val photos it was not fitted on" in calibration.reason
+    np.testing.assert_allclose(model.predict(images, verbose=0), logits, atol=1e-5)  # unchanged
 
 
 def test_the_folded_temperature_gives_the_same_probabilities_in_keras_and_every_export(tmp_path):

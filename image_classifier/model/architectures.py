@@ -11,21 +11,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+import numpy as np
 from keras import layers
 
 from image_classifier.console import StageError
-from image_classifier.model import mirror  # noqa: F401  (registers its layers for loading)
 
 CONVOLUTIONS = (layers.Conv2D, layers.SeparableConv2D, layers.DepthwiseConv2D)
+CAFFE_PREPROCESS = "caffe_preprocess"
+IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
 
 
-@keras.saving.register_keras_serializable(package="image_classifier")
-class CaffePreprocess(layers.Layer):
+def caffe_preprocess() -> layers.Dense:
     """ImageNet 'caffe' preprocessing (RGB -> BGR, minus the ImageNet mean) that VGG16 and
-    ResNet50 weights expect; a registered layer, so models load with safe_mode=True."""
-
-    def call(self, images):
-        return keras.applications.imagenet_utils.preprocess_input(images, mode="caffe")
+    ResNet50 weights expect, as a frozen Dense on the channels: a layer Keras ships, so the
+    saved model loads with plain `keras.models.load_model`."""
+    layer = layers.Dense(3, name=CAFFE_PREPROCESS, trainable=False)
+    layer.build((None, 3))
+    layer.set_weights([np.eye(3, dtype=np.float32)[::-1], -np.array(IMAGENET_BGR_MEAN, np.float32)])
+    return layer
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,7 @@ def transfer_model(
     """
     backbone = BACKBONES[name]
     inputs = keras.Input((size, size, 3), name="image")
-    x = CaffePreprocess(name="caffe_preprocess")(inputs) if backbone.caffe_preprocess else inputs
+    x = caffe_preprocess()(inputs) if backbone.caffe_preprocess else inputs
     try:
         base = backbone.build(
             include_top=False, weights=None if weights == "none" else weights, input_tensor=x
@@ -149,7 +152,8 @@ def build_model(
 
 
 def load_trained_model(path: Path) -> keras.Model:
-    """A model the pipeline wrote, loaded in safe mode (no arbitrary code from the file)."""
+    """A model the pipeline wrote, loaded in safe mode (no arbitrary code from the file);
+    it holds only layers Keras ships, so `keras.models.load_model` alone reads it too."""
     if not Path(path).is_file():
         raise StageError(f"{path} not found: run `dvc repro train` (or `dvc pull`) first")
     if not zipfile.is_zipfile(path):  # Keras would say "File not found" of a text file

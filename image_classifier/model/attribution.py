@@ -5,8 +5,9 @@ import numpy as np
 from image_classifier.console import StageError
 
 NOT_FEATURE_MAPS = ("Pooling", "Dropout", "Flatten")  # 4-D outputs that are not a conv's map
-# 4-D, but still the image (MirrorImages: the image and its mirror image, model/mirror.py)
-BEFORE_FEATURES = ("InputLayer", "MirrorImages", "Rescaling", "CaffePreprocess")
+BEFORE_FEATURES = ("InputLayer", "Rescaling")  # 4-D, but still the image
+# By name: still the image (architectures.py's preprocessing, mirror.py's flip)
+IMAGE_LAYERS = ("caffe_preprocess", "mirror")
 
 
 def is_feature_map(layer) -> bool:
@@ -15,24 +16,29 @@ def is_feature_map(layer) -> bool:
         len(layer.output.shape) == 4
         and not any(word in kind for word in NOT_FEATURE_MAPS)
         and kind not in BEFORE_FEATURES
+        and layer.name not in IMAGE_LAYERS
     )
 
 
 def last_conv_layer(model) -> str:
     """The last layer that outputs a spatial feature map (rank 4), pooling excluded."""
-    for layer in reversed(model.layers):
+    from image_classifier.model.mirror import views
+
+    for layer in reversed(views(model)[0].layers):
         if is_feature_map(layer):
             return layer.name
-        if type(layer).__name__ in BEFORE_FEATURES:
+        if type(layer).__name__ in BEFORE_FEATURES or layer.name in IMAGE_LAYERS:
             break
     raise StageError(f"model {model.name} has no convolutional feature map for Grad-CAM")
 
 
 def choose_layer(model, requested: str) -> str:
     """gradcam.layer, checked against the model, or the last feature map when it is ""."""
+    from image_classifier.model.mirror import views
+
     if not requested:
         return last_conv_layer(model)
-    layers = {layer.name: layer for layer in model.layers}
+    layers = {layer.name: layer for layer in [*model.layers, *views(model)[0].layers]}
     problem = None
     if requested not in layers:
         problem = "it is not a layer of the model"
@@ -52,28 +58,33 @@ def gradcam_heatmap(model, images: np.ndarray, class_index, layer_name: str) -> 
     `layer_name`, averaged per channel, weight the channels; ReLU; scaled to [0, 1] per image;
     resized to the image. `class_index` is one class for all images or one per image.
 
-    In a flip-averaged model (model/mirror.py) the feature maps hold each image and then its
-    mirror image; the answer is the sum of both, so the two maps are added, the mirror's
-    flipped back.
+    In a flip-averaged model (model/mirror.py) the answer comes from the image and its
+    mirror image; the two maps are added, the mirror's flipped back.
 
     Returns (n, height, width) float32; a map with no positive evidence is all zeros.
     """
     import keras
     import tensorflow as tf
 
+    from image_classifier.model.mirror import head, views
+
     images = tf.convert_to_tensor(images, tf.float32)
     count = images.shape[0]
     classes = tf.broadcast_to(tf.cast(class_index, tf.int32), (count,))
-    probe = keras.Model(model.inputs, [model.get_layer(layer_name).output, model.output])
+    trunk, mirrored = views(model)
+    probe = keras.Model(trunk.inputs, [trunk.get_layer(layer_name).output, trunk.output])
     with tf.GradientTape() as tape:
-        feature_maps, logits = probe(images, training=False)
-        feature_maps = tf.cast(feature_maps, tf.float32)
-        scores = tf.gather(tf.cast(logits, tf.float32), classes, axis=1, batch_dims=1)
+        outputs = [probe(tf.reverse(images, [2]) if flip else images, training=False)
+                   for flip in mirrored]  # fmt: skip
+        feature_maps = [tf.cast(maps, tf.float32) for maps, _ in outputs]
+        pooled = tf.add_n([features for _, features in outputs]) / len(outputs)
+        logits = tf.cast(head(model, pooled), tf.float32)
+        scores = tf.gather(logits, classes, axis=1, batch_dims=1)
     gradients = tape.gradient(scores, feature_maps)
-    channel_weights = tf.reduce_mean(gradients, axis=(1, 2))
-    cam = tf.einsum("nhwc,nc->nhw", feature_maps, channel_weights)
-    if cam.shape[0] == 2 * count:
-        cam = cam[:count] + tf.reverse(cam[count:], axis=[2])
+    cam = 0.0
+    for flip, maps, slopes in zip(mirrored, feature_maps, gradients, strict=True):
+        view = tf.einsum("nhwc,nc->nhw", maps, tf.reduce_mean(slopes, axis=(1, 2)))
+        cam += tf.reverse(view, axis=[2]) if flip else view
     cam = tf.nn.relu(cam)
     peak = tf.reduce_max(cam, axis=(1, 2), keepdims=True)
     cam = tf.math.divide_no_nan(cam, peak)

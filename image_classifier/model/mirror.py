@@ -3,83 +3,91 @@ mirror image, and averages the two.
 
 A model trained with random horizontal flips (train.flip) has learnt that a photo and its
 mirror image are the same class; asking it both and averaging removes some of the noise of
-either answer (docs/results.md measures it). The pooled features of the two views are
-averaged just before the classifier, which is linear, so this equals averaging the logits;
-the temperature folded into the last layer later scales both alike. Being part of the graph,
-the saved model, predict and every export do the same, and Grad-CAM sums both views' maps.
+either answer (docs/defaults.md measures it). The averaged model is built from layers
+Keras ships, so `keras.models.load_model` reads it with nothing of this package imported:
+
+    image ----------------------> features (the trained model up to its pooled features) --+
+    image -> mirror (EinsumDense) -> features (the same weights)                            +->
+        view_average (Average) -> head_dropout -> logits
+
+`mirror` is an EinsumDense whose frozen kernel is the exchange matrix: it reverses the
+columns of every image (Keras ships no layer that flips deterministically). The classifier
+is linear, so averaging the pooled features equals averaging the two answers' logits; the
+temperature folded into the last layer later scales both alike. Being part of the graph,
+the saved model, predict and every export do the same, and Grad-CAM adds both views' maps.
 """
 
 import keras
-from keras import layers, ops
+import numpy as np
+from keras import layers
 
 POOL_LAYER = "pool"  # the pooled features the classifier reads, in every architecture
+FEATURES = "features"  # the nested model image -> pooled features of an averaged model
+MIRROR = "mirror"  # attribution.py names it too, to keep it out of Grad-CAM's layers
+AVERAGE = "view_average"
 
 
-@keras.saving.register_keras_serializable(package="image_classifier")
-class MirrorImages(layers.Layer):
-    """A batch of n images -> 2n: the images, then their left-right mirror images."""
-
-    def call(self, images):
-        return ops.concatenate([images, ops.flip(images, axis=2)], axis=0)
-
-
-@keras.saving.register_keras_serializable(package="image_classifier")
-class AverageMirrorPairs(layers.Layer):
-    """2n rows from MirrorImages' batch -> n: each row averaged with its mirror image's."""
-
-    def call(self, features):
-        pairs = ops.reshape(features, (2, -1, features.shape[-1]))
-        return ops.mean(pairs, axis=0)
+def mirror_layer(height: int, width: int, channels: int) -> layers.EinsumDense:
+    """Images (n, height, width, channels) -> the same, left and right swapped."""
+    layer = layers.EinsumDense(
+        "abcd,ce->abed", output_shape=(height, width, channels), name=MIRROR, trainable=False
+    )
+    layer.build((None, height, width, channels))
+    layer.set_weights([np.eye(width, dtype=np.float32)[::-1]])
+    return layer
 
 
 def is_mirror_averaged(model) -> bool:
-    return any(isinstance(layer, MirrorImages) for layer in model.layers)
+    return any(layer.name == MIRROR for layer in model.layers)
+
+
+def copy_layer(layer):
+    """A new layer of the same config and weights (the averaged model shares none with the
+    trained one, so each of its layers belongs to one graph)."""
+    fresh = layer.__class__.from_config(layer.get_config())
+    fresh.build(layer.input.shape)
+    fresh.set_weights(layer.get_weights())
+    return fresh
 
 
 def with_mirror_average(model: keras.Model) -> keras.Model:
-    """A new model of the same layers (and weights) that runs every image twice, as it is
-    and mirrored, and averages the pooled features of the two before the classifier."""
+    """A new model of the same weights that runs every image twice, as it is and mirrored,
+    and averages the pooled features of the two before the classifier."""
     if is_mirror_averaged(model):
         return model
     if POOL_LAYER not in {layer.name for layer in model.layers}:
         raise ValueError(f"model {model.name} has no {POOL_LAYER!r} layer to average at")
+    trained = keras.Model(model.inputs, model.get_layer(POOL_LAYER).output)
+    copy = keras.models.clone_model(trained)
+    copy.set_weights(trained.get_weights())
+    features = keras.Model(copy.inputs, copy.outputs[0], name=FEATURES)
     original = model.inputs[0]
     inputs = keras.Input(batch_shape=original.shape, dtype=original.dtype, name=original.name)
-
-    def call(layer, *args, **kwargs):
-        if args and args[0] is inputs:  # the first layer: give it both views
-            args = (MirrorImages(name="mirror_images")(inputs), *args[1:])
-        output = layer(*args, **kwargs)
-        if layer.name == POOL_LAYER:
-            return AverageMirrorPairs(name="mirror_average")(output)
-        return output
-
-    def fresh(layer):  # new layers, the trained weights copied below
-        return layer.__class__.from_config(layer.get_config())
-
-    mirrored = keras.models.clone_model(
-        model, input_tensors=inputs, clone_function=fresh, call_function=call
-    )
-    for layer in model.layers:
-        if layer.weights:
-            mirrored.get_layer(layer.name).set_weights(layer.get_weights())
-    return mirrored
+    mirrored = mirror_layer(*original.shape[1:])(inputs)
+    x = layers.Average(name=AVERAGE)([features(inputs), features(mirrored)])
+    for layer in head_layers(model):
+        x = copy_layer(layer)(x)
+    return keras.Model(inputs, x, name=model.name)
 
 
-def without_mirror_average(model: keras.Model) -> keras.Model:
-    """The same layers and weights answering on each image alone, as the model was trained:
-    what the averaging adds is measured against it (bench/real.py)."""
+def views(model) -> tuple[keras.Model, list[bool]]:
+    """The model that makes the pooled features, and whether each view it averages is the
+    mirror image: (the whole model's trunk, [False]) for a model that answers once."""
+    if is_mirror_averaged(model):
+        return model.get_layer(FEATURES), [False, True]
+    return keras.Model(model.inputs, model.get_layer(POOL_LAYER).output), [False]
 
-    def call(layer, *args, **kwargs):
-        if isinstance(layer, (MirrorImages, AverageMirrorPairs)):
-            return args[0]
-        return layer(*args, **kwargs)
 
-    def fresh(layer):
-        return layer.__class__.from_config(layer.get_config())
+def head_layers(model) -> list:
+    """The layers after the pooled features (dropout, the classifier), in order: a chain in
+    every architecture here."""
+    names = [layer.name for layer in model.layers]
+    start = names.index(AVERAGE if AVERAGE in names else POOL_LAYER)
+    return model.layers[start + 1 :]
 
-    alone = keras.models.clone_model(model, clone_function=fresh, call_function=call)
-    for layer in model.layers:
-        if layer.weights:
-            alone.get_layer(layer.name).set_weights(layer.get_weights())
-    return alone
+
+def head(model, pooled, training: bool = False):
+    """The classifier of `model` applied to pooled features."""
+    for layer in head_layers(model):
+        pooled = layer(pooled, training=training)
+    return pooled

@@ -2,10 +2,12 @@
 run says how the network compares with them.
 
 Majority class (always the most frequent training class), logistic regression (standardised
-pixels; its C and class weighting chosen on val by macro F1) and gradient boosting
-(scikit-learn's HistGradientBoosting at its default settings), all on 16x16 thumbnails of
-the resized images, one channel when the photos are grayscale. They are scored on the test
-split with the network's own scoring function (report/scoring.py).
+pixels) and gradient boosting (scikit-learn's HistGradientBoosting at its default
+settings), on thumbnails of the resized images: 16x16 (in colour when the photos have
+colour) and 32x32 grayscale. Each of the two pixel models is tried on both (and logistic
+regression at every C and class weighting); the val split picks, by the score that
+`train.monitor` names, as it picks the network's epoch. They are scored on the test split
+with the network's own scoring function (report/scoring.py).
 """
 
 import time
@@ -18,19 +20,25 @@ from PIL import Image
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import f1_score
+from sklearn.metrics import balanced_accuracy_score, f1_score, log_loss
+from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from image_classifier.data.dataset import Subset
 from image_classifier.report.scoring import BASELINE_SCORES, headline_scores, majority_class
 
-# Side of the thumbnails the baselines see. 16 rather than 32: gradient boosting on 16x16
-# scored higher on 5 of 6 sets measured (the embedded data 0.927 against 0.919 accuracy) and
-# fits 3-5x faster (14 s against 66 s on the embedded data); docs/defaults.md.
-PIXELS = 16
+# Thumbnail sides tried: 16 wins where the class is in the overall shape and colour
+# (silhouettes, garments, drawings), 32 where it is in finer marks (cracks in solar cells);
+# docs/defaults.md. 32 px in grayscale only: no candidate has more than 1,024 features, which
+# keeps the stage under a minute on a few thousand photos.
+PIXELS = (16, 32)
+COLOUR_PIXELS = 16
 C_VALUES = (0.001, 0.01, 0.1, 1.0)
 CLASS_WEIGHTS = (None, "balanced")
+# Candidates are compared on at most this many train images; the winner is then fitted on
+# all of them, so the choice costs the same at any size.
+CHOICE_IMAGES = 5000
 
 
 def is_grayscale(images: np.ndarray) -> bool:
@@ -39,22 +47,71 @@ def is_grayscale(images: np.ndarray) -> bool:
     )
 
 
-def pixel_features(images: np.ndarray, gray: bool) -> np.ndarray:
-    """uint8 images (n, size, size, 3) -> float32 (n, PIXELS * PIXELS * channels) thumbnails."""
-    size = (PIXELS, PIXELS)
+def in_colour(pixels: int, gray: bool) -> bool:
+    return pixels == COLOUR_PIXELS and not gray
+
+
+def pixel_features(images: np.ndarray, gray: bool, pixels: int) -> np.ndarray:
+    """uint8 images (n, size, size, 3) -> float32 (n, pixels * pixels * channels) thumbnails:
+    three channels at COLOUR_PIXELS when the photos have colour, else one."""
+    mode = "RGB" if in_colour(pixels, gray) else "L"
     thumbnails = np.stack(
         [
-            np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
+            np.asarray(
+                Image.fromarray(image).convert(mode).resize((pixels, pixels), Image.BILINEAR)
+            )
             for image in images
         ]
     )
-    thumbnails = thumbnails[..., :1] if gray else thumbnails
     return thumbnails.reshape(len(thumbnails), -1).astype(np.float32)
+
+
+def val_score(monitor: str, model, x_val: np.ndarray, y_val: np.ndarray, classes) -> float:
+    """Higher is better: the score `train.monitor` names, of a fitted scikit-learn model."""
+    if monitor == "val_loss":
+        return -log_loss(y_val, model.predict_proba(x_val), labels=classes)
+    predicted = model.predict(x_val)
+    if monitor == "val_balanced_accuracy":
+        return balanced_accuracy_score(y_val, predicted)
+    return f1_score(y_val, predicted, labels=classes, average="macro", zero_division=0)
+
+
+def logistic_regression(c: float, class_weight: str | None, seed: int):
+    return make_pipeline(
+        StandardScaler(),
+        LogisticRegression(C=c, class_weight=class_weight, max_iter=300, random_state=seed),
+    )
+
+
+def gradient_boosting(seed: int):
+    # Early stopping is on above 10,000 images (scikit-learn's "auto").
+    return HistGradientBoostingClassifier(random_state=seed)
+
+
+def candidates(name: str, seed: int) -> dict[tuple, Callable[[], object]]:
+    """(pixels, settings...) -> an unfitted model, for every setting val chooses among."""
+    if name == "logistic_regression":
+        return {
+            (pixels, c, weight or "none"): (
+                lambda c=c, weight=weight: logistic_regression(c, weight, seed)
+            )
+            for pixels in PIXELS
+            for c in C_VALUES
+            for weight in CLASS_WEIGHTS
+        }
+    return {(pixels,): (lambda: gradient_boosting(seed)) for pixels in PIXELS}
+
+
+SETTINGS = {
+    "logistic_regression": ("pixels", "C", "class_weight"),
+    "gradient_boosting": ("pixels",),
+}
 
 
 @dataclass(frozen=True)
 class Fitted:
     name: str
+    pixels: int  # thumbnail side, 0 for the majority class
     predict: Callable[[np.ndarray], np.ndarray]  # features -> class indices
     seconds: float
     details: dict
@@ -62,63 +119,87 @@ class Fitted:
 
 def fit_majority(labels: np.ndarray) -> Fitted:
     majority = majority_class(labels)
-    return Fitted("majority", lambda x: np.full(len(x), majority), 0.0, {"class": majority})
+    return Fitted("majority", 0, lambda x: np.full(len(x), majority), 0.0, {"class": majority})
 
 
-def fit_logistic_regression(x_train, y_train, x_val, y_val, seed: int) -> Fitted:
-    """C and class weighting chosen on val by macro F1, as a user tuning it would."""
-    started, best = time.perf_counter(), None
+def choice_rows(labels: np.ndarray, seed: int) -> np.ndarray:
+    """The train rows candidates are compared on: all, or a stratified CHOICE_IMAGES."""
+    rows = np.arange(len(labels))
+    if len(rows) <= CHOICE_IMAGES:
+        return rows
+    chosen, _ = train_test_split(rows, train_size=CHOICE_IMAGES, stratify=labels,
+                                 random_state=seed)  # fmt: skip
+    return np.sort(chosen)
+
+
+def fit_chosen_on_val(
+    name: str, train_features: dict, y_train, val_features: dict, y_val, monitor: str, seed: int
+) -> Fitted:
+    """Every candidate of `name` fitted on (a sample of) train and scored on val by `monitor`;
+    the best one fitted on all of train."""
+    started = time.perf_counter()
+    classes = sorted(set(y_train.tolist()))
+    rows = choice_rows(y_train, seed)
+    scores = {}
     with warnings.catch_warnings():
         # lbfgs may stop short of the optimum at a weak regularisation; val decides anyway.
         warnings.simplefilter("ignore", ConvergenceWarning)
-        for c in C_VALUES:
-            for weight in CLASS_WEIGHTS:
-                model = make_pipeline(
-                    StandardScaler(),
-                    LogisticRegression(C=c, class_weight=weight, max_iter=300, random_state=seed),
-                ).fit(x_train, y_train)
-                score = f1_score(y_val, model.predict(x_val), average="macro")
-                if best is None or score > best[0]:
-                    best = (score, model, {"C": c, "class_weight": weight or "none"})
-    _, model, details = best
-    return Fitted("logistic_regression", model.predict, time.perf_counter() - started, details)
+        for key, make in candidates(name, seed).items():
+            model = make().fit(train_features[key[0]][rows], y_train[rows])
+            scores[key] = (val_score(monitor, model, val_features[key[0]], y_val, classes), model)
+        best = max(scores, key=lambda key: scores[key][0])
+        model = scores[best][1]
+        if len(rows) < len(y_train):
+            model = candidates(name, seed)[best]().fit(train_features[best[0]], y_train)
+    details = dict(zip(SETTINGS[name], best, strict=True))
+    details["val_by_pixels"] = {
+        str(pixels): round(max(score for key, (score, _) in scores.items() if key[0] == pixels), 4)
+        for pixels in PIXELS
+    }
+    return Fitted(name, best[0], model.predict, time.perf_counter() - started, details)
 
 
-def fit_gradient_boosting(x_train, y_train, seed: int) -> Fitted:
-    """HistGradientBoosting at its default settings (it stops early above 10,000 images)."""
-    started = time.perf_counter()
-    model = HistGradientBoostingClassifier(random_state=seed).fit(x_train, y_train)
-    details = {"iterations": int(model.n_iter_)}
-    return Fitted("gradient_boosting", model.predict, time.perf_counter() - started, details)
-
-
-def fit_baselines(train: Subset, val: Subset, seed: int) -> tuple[list[Fitted], bool]:
-    """The three baselines fitted on `train` (val for logistic regression's choices), and
-    whether the photos are grayscale (their features then have one channel)."""
+def fit_baselines(
+    train: Subset, val: Subset, seed: int, monitor: str = "val_macro_f1"
+) -> tuple[list[Fitted], bool]:
+    """The three baselines fitted on `train`, their settings chosen on `val` by `monitor`,
+    and whether the photos are grayscale (their features then have one channel)."""
     gray = is_grayscale(train.images)
-    x_train, x_val = pixel_features(train.images, gray), pixel_features(val.images, gray)
-    fitted = [
-        fit_majority(train.labels),
-        fit_logistic_regression(x_train, train.labels, x_val, val.labels, seed),
-        fit_gradient_boosting(x_train, train.labels, seed),
-    ]
+    train_features = {pixels: pixel_features(train.images, gray, pixels) for pixels in PIXELS}
+    val_features = {pixels: pixel_features(val.images, gray, pixels) for pixels in PIXELS}
+    fitted = [fit_majority(train.labels)]
+    for name in ("logistic_regression", "gradient_boosting"):
+        fitted.append(fit_chosen_on_val(name, train_features, train.labels, val_features,
+                                        val.labels, monitor, seed))  # fmt: skip
     return fitted, gray
+
+
+def describe_features(gray: bool) -> str:
+    sides = " or ".join(
+        f"{pixels}x{pixels} {'RGB' if in_colour(pixels, gray) else 'grayscale'}"
+        for pixels in PIXELS
+    )
+    return f"{sides} pixels, the side picked on val"
 
 
 def score_baselines(fitted: list[Fitted], gray: bool, test: Subset, train_images: int) -> dict:
     """Each baseline's test scores and the best of them in each of BASELINE_SCORES: the JSON
     that evaluate measures the network against."""
-    x_test = pixel_features(test.images, gray)
+    features = {pixels: pixel_features(test.images, gray, pixels) for pixels in PIXELS}
     classes = list(range(test.num_classes))
-    result: dict = {"features": f"{PIXELS}x{PIXELS} {'grayscale' if gray else 'RGB'} pixels"}
+    result: dict = {"features": describe_features(gray)}
     for model in fitted:
         details = dict(model.details)
         if model.name == "majority":
             details["class"] = test.class_names[details["class"]]
-        scores = headline_scores(test.labels, model.predict(x_test), classes)
+            predicted = model.predict(test.labels)
+        else:
+            predicted = model.predict(features[model.pixels])
+        scores = headline_scores(test.labels, predicted, classes)
         result[model.name] = {**scores, **details, "seconds": round(model.seconds, 1)}
     result["best"] = {}
     for score in BASELINE_SCORES:
         name = max((model.name for model in fitted), key=lambda name: result[name][score])
-        result["best"][score] = {"model": name, "value": result[name][score]}
+        result["best"][score] = {"model": name, "value": result[name][score],
+                                 "pixels": result[name].get("pixels", 0)}  # fmt: skip
     return {**result, "train_images": train_images, "test_images": len(test.labels)}

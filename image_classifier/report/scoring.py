@@ -21,6 +21,14 @@ BASELINE_NAMES = {
     "logistic_regression": "logistic regression on pixels",
     "gradient_boosting": "gradient boosting on pixels",
 }
+
+
+def baseline_name(model: str, pixels: int = 0) -> str:
+    """'gradient boosting on 32x32 pixels': the baseline and the thumbnail side val picked."""
+    name = BASELINE_NAMES[model]
+    return name.replace("on pixels", f"on {pixels}x{pixels} pixels") if pixels else name
+
+
 WHAT_TO_TRY = (
     "What to try: more photos per class; on photos shot at any angle or distance, "
     "`dvc exp run -S train.rotation=0.03 -S train.zoom=0.08`; "
@@ -156,7 +164,8 @@ def comparison_text(metrics: dict) -> str:
         best, margin = metrics["best_baseline"][score], metrics["above_best_baseline"][score]
         words = "ahead of" if margin >= 0 else "BEHIND"
         parts.append(
-            f"{HEADLINE[score]} {margin:+.4f} {words} {BASELINE_NAMES[best['model']]} "
+            f"{HEADLINE[score]} {margin:+.4f} {words} "
+            f"{baseline_name(best['model'], best.get('pixels', 0))} "
             f"({best['value']:.4f})"
         )
     verdict = (
@@ -168,18 +177,27 @@ def comparison_text(metrics: dict) -> str:
 def trust_text(metrics: dict) -> str:
     """How far the confidence can be trusted, in two sentences."""
     calibration, unsure = metrics["calibration"], metrics["unsure"]
-    text = (
-        f"Calibration error (ECE): {calibration['ece_before']:.4f} before, "
-        f"{calibration['ece_after']:.4f} after dividing the logits by the temperature "
-        f"{calibration['temperature']:.3f} fitted on val (plots/evaluate/reliability.png)."
-    )
+    if calibration["applied"]:
+        text = (
+            f"Calibration error (ECE): {calibration['ece_before']:.4f} before, "
+            f"{calibration['ece_after']:.4f} after dividing the logits by the temperature "
+            f"{calibration['temperature']:.3f} fitted on val (plots/evaluate/reliability.png)."
+        )
+    else:
+        text = (
+            f"Calibration error (ECE): {calibration['ece_before']:.4f}, no temperature "
+            f"applied: {calibration['reason']}; on test it would give "
+            f"{calibration['ece_with_fitted_temperature']:.4f} (plots/evaluate/reliability.png)."
+        )
     if not unsure["threshold"]:
         return text + " No answer is marked unsure."
     rest = unsure["accuracy_when_sure"]
     return text + (
         f" Answers below {unsure['threshold']:.0%} confidence are marked unsure: "
         f"{unsure['unsure_share']:.1%} of the test images"
-        + (f"; the others are {rest:.2%} right." if rest is not None else ".")
+        + (f", the others are {rest:.2%} right" if rest is not None else "")
+        + f" (on val, the answers at or above {unsure['threshold']:.0%} are wrong "
+        f"{unsure['error_ratio']:g} times as often as all answers: train.unsure_error_ratio)."
     )
 
 
@@ -189,11 +207,10 @@ def report_markdown(metrics: dict, baselines: dict) -> str:
     if f"top{TOP_K}_accuracy" in metrics:
         extras.append(f"top-{TOP_K} accuracy {metrics[f'top{TOP_K}_accuracy']:.4f}")
     majority = metrics["majority_baseline"]["class"]
-    columns = {
-        "majority": f"always {majority}",
-        "logistic_regression": "logistic regression",
-        "gradient_boosting": "gradient boosting",
-    }
+    columns = {"majority": f"always {majority}"}
+    for key in ("logistic_regression", "gradient_boosting"):
+        pixels = baselines[key].get("pixels")
+        columns[key] = key.replace("_", " ") + (f", {pixels}x{pixels}" if pixels else "")
     lines = [
         f"# Test set: {metrics['images']} images, {len(metrics['per_class'])} classes",
         "",

@@ -70,8 +70,8 @@ def read_history(live: Path) -> pd.DataFrame:
 
 def reliability_table(before, after) -> pd.DataFrame:
     """Two reliability diagrams' bins (model/calibration.py's Reliability), one row per bin:
-    its range, and before and after calibration how many answers fell in it, their mean
-    confidence and their accuracy."""
+    its range, and without a temperature (before) and with the one fitted on val (after,
+    applied or not) how many answers fell in it, their mean confidence and their accuracy."""
     table = pd.DataFrame({"bin_from": before.lower.round(4),
                           "bin_to": (before.lower + 1 / len(before.lower)).round(4)})  # fmt: skip
     for name, diagram in (("before", before), ("after", after)):
