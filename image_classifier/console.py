@@ -9,6 +9,8 @@ from typing import TypeVar
 
 from tqdm import tqdm
 
+from image_classifier.quiet import quiet_tensorflow
+
 T = TypeVar("T")
 # Libraries that log every step at INFO: the stages' own INFO lines are what a user reads.
 QUIET_LOGGERS = ("tensorflow", "tf2onnx", "absl")
@@ -25,7 +27,9 @@ def run_stage(
     main: Callable[[list[str] | None], None], argv: list[str] | None = None, name: str = ""
 ) -> None:
     """Run a stage's (or command's) `main`, turning a StageError into a one-line message
-    `<name>: error: ...` and exit status 1; the name is the module's by default."""
+    `<name>: error: ...` and exit status 1; the name is the module's by default. Where the
+    process starts, so this is where TensorFlow is quieted (quiet.py)."""
+    quiet_tensorflow()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for chatty in QUIET_LOGGERS:  # their INFO lines ("Assets written to", tf2onnx's steps)
         logging.getLogger(chatty).setLevel(logging.WARNING)

@@ -87,8 +87,14 @@ class _QuietFinder(importlib.abc.MetaPathFinder):
         return spec
 
 
-def quiet_tensorflow_import() -> None:
-    """Make the first `import tensorflow` (or keras) of this process drop the start-up lines."""
+def quiet_tensorflow() -> None:
+    """For a process this package starts (a stage, predict, compare), called before anything
+    imports TensorFlow: its C++ log at the default level prints a harmless "NodeDef mentions
+    attribute use_unbounded_threadpool" error at every fit (a TF/Keras version skew), which
+    buries the stages' own lines, and the first `import tensorflow` (or keras) prints the
+    start-up lines above. Real failures still raise Python exceptions. A log level the user
+    set wins."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if "tensorflow" in sys.modules or any(isinstance(f, _QuietFinder) for f in sys.meta_path):
         return
     sys.meta_path.insert(0, _QuietFinder())
