@@ -29,12 +29,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image
+from scipy.special import softmax
 
 from bench.real_photos import datasets, fashion_mnist, write_held_out
 from bench.record import Results, combine
 from bench.workspace import ROOT, clone, command_env, dvc, set_params
 from image_classifier.model.card import read_card
-from image_classifier.model.probabilities import softmax
 
 DEFAULT = "embedded,lookalikes-aligned,textures-balanced,fashion-mnist-small"
 OTHER_PHOTOS = 300  # photos of another dataset shown to each model
@@ -101,7 +101,7 @@ def held_out_calibration(repo: Path, photos: Path) -> dict:
                        for path in paths])  # fmt: skip
     logits = np.asarray(model.predict(images, batch_size=256, verbose=0), np.float64)
     metrics, _ = calibration_report(logits, labels, card.temperature, card.unsure_below)
-    confidence = softmax(logits).max(axis=1)
+    confidence = softmax(logits, axis=1).max(axis=1)
     return {"images": len(paths), "accuracy": round(float((logits.argmax(1) == labels).mean()), 4),
             **metrics, "ece_noise_floor": ece_noise_floor(confidence)}  # fmt: skip
 

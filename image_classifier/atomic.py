@@ -6,6 +6,7 @@ output is written again.
 """
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -21,11 +22,7 @@ TEMPORARY = ".tmp"  # every temporary name holds it; see stale_temporaries
 
 def stale_temporaries(path: Path) -> list[Path]:
     """Temporaries of `path` left by an earlier run that was killed: .<name>.<random>.tmp*."""
-    return sorted(path.parent.glob(f".{glob_escape(path.name)}.*{TEMPORARY}*"))
-
-
-def glob_escape(text: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+    return sorted(path.parent.glob(f".{glob.escape(path.name)}.*{TEMPORARY}*"))
 
 
 def remove_stale_temporaries(path: Path) -> None:

@@ -15,7 +15,6 @@ images that changed answers, from data/raw). Not a pipeline stage.
 import argparse
 import io
 import logging
-import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -35,29 +34,6 @@ COLUMNS = ("path", "actual", "predicted")
 MAX_FLIPS_SHOWN = 24
 
 
-def git(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
-
-
-def resolve_revision(name: str, repo: Path) -> str:
-    """A commit for a git revision or a DVC experiment name (experiments are git refs under
-    refs/exps/, named by their last part)."""
-    found = git("rev-parse", "--verify", "--quiet", f"{name}^{{commit}}", cwd=repo)
-    if found.returncode == 0:
-        return found.stdout.strip()
-    refs = git("for-each-ref", "--format=%(refname) %(objectname)", "refs/exps", cwd=repo)
-    matches = [line.split()[1] for line in refs.stdout.splitlines()
-               if line.split()[0].rsplit("/", 1)[-1] == name]  # fmt: skip
-    if len(matches) == 1:
-        return matches[0]
-    if len(matches) > 1:
-        raise StageError(f"{name!r} names {len(matches)} DVC experiments: give its commit instead")
-    raise StageError(
-        f"{name!r} is neither a git revision nor a DVC experiment of this repository, nor a CSV "
-        "file: see `git log --oneline` and `dvc exp show`"
-    )
-
-
 def read_predictions(name: str, repo: Path, path: Path = PREDICTIONS) -> pd.DataFrame:
     """Evaluate's predictions of run `name` (revision, experiment, workspace or CSV file)."""
     if name == WORKSPACE or Path(name).suffix == ".csv":
@@ -66,11 +42,20 @@ def read_predictions(name: str, repo: Path, path: Path = PREDICTIONS) -> pd.Data
             raise StageError(f"{file} not found: run `dvc repro evaluate` first")
         text, where = file.read_text(), str(file)
     else:
-        commit = resolve_revision(name, repo)
-        shown = git("show", f"{commit}:{path.as_posix()}", cwd=repo)
-        if shown.returncode:
-            raise StageError(f"{name} has no {path}: it was not evaluated at that revision")
-        text, where = shown.stdout, f"{name}:{path}"
+        import dvc.api
+        from dvc.exceptions import PathMissingError
+        from dvc.scm import RevError
+
+        try:  # DVC resolves git revisions and experiment names alike
+            text = dvc.api.read(path.as_posix(), repo=str(repo), rev=name)
+        except RevError:
+            raise StageError(
+                f"{name!r} is neither a git revision nor a DVC experiment of this repository, "
+                "nor a CSV file: see `git log --oneline` and `dvc exp show`"
+            ) from None
+        except PathMissingError:
+            raise StageError(f"{name} has no {path}: it was not evaluated there") from None
+        where = f"{name}:{path}"
     table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     missing = [column for column in COLUMNS if column not in table]
     if missing:

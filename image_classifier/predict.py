@@ -24,13 +24,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.special import softmax
 
 from image_classifier.atomic import atomic_path
 from image_classifier.console import StageError, progress, run_stage
 from image_classifier.data.decode import RejectedImage, load_image
 from image_classifier.data.filenames import is_image_name
 from image_classifier.model.card import ModelCard, card_path, read_card
-from image_classifier.model.probabilities import softmax
 from image_classifier.report.charts import Panel, image_grid_figure, save_figure
 
 log = logging.getLogger(__name__)
@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
             probabilities = np.zeros((0, len(card.class_names)))
             if usable:
                 logits = model.predict(np.stack([photo.image for photo in usable]), verbose=0)
-                probabilities = softmax(logits)
+                probabilities = softmax(logits, axis=1)
                 if args.gradcam:
                     save_heatmaps(model, layer, usable, probabilities, card, args.gradcam, taken)
             table = result_table(batch, probabilities, card, k, min_confidence)

@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     labels = used["class"].map(names.index).to_numpy()
     splits = used["split"].to_numpy()
 
+    from scipy.special import softmax
+
     from image_classifier.audit.duplicates import describe_pairs, near_duplicate_pairs
     from image_classifier.audit.findings import (
         audit_metrics,
@@ -59,11 +61,10 @@ def main(argv: list[str] | None = None) -> None:
         suspect_labels,
     )
     from image_classifier.model.architectures import embedding_model, load_trained_model
-    from image_classifier.model.probabilities import softmax
 
     model = embedding_model(load_trained_model(args.model))
     embeddings, logits = model.predict(images, batch_size=256, verbose=0)
-    probabilities = softmax(logits)
+    probabilities = softmax(np.asarray(logits, np.float64), axis=1)
     train = splits == "train"
     fit = given_label_accuracy(probabilities, labels, splits)
     probabilities[train] = cross_validated_probabilities(

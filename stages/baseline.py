@@ -27,11 +27,11 @@ def main(argv: list[str] | None = None) -> None:
         metrics="baselines JSON to write",
     )
     params = read_params()
-    base, monitor = BaseParams.from_params(params), TrainParams.from_params(params).monitor
+    base, training = BaseParams.from_params(params), TrainParams.from_params(params)
     train, val, test = (
         load_subset(args.resized, args.split, part) for part in ("train", "val", "test")
     )
-    fitted, gray = fit_baselines(train, val, base.seed, monitor)
+    fitted, gray = fit_baselines(train, val, base.seed, training.monitor)
     result = score_baselines(fitted, gray, test, len(train.labels))
     write_json(args.metrics, result)
     for model in fitted:

@@ -11,12 +11,12 @@ An export that disagrees stops the stage.
 import logging
 
 import numpy as np
+from scipy.special import softmax
 
 from image_classifier.atomic import atomic_directory, write_json
 from image_classifier.console import parse_paths, run_stage
 from image_classifier.data.dataset import load_subset
 from image_classifier.model.card import card_path, read_card
-from image_classifier.model.probabilities import softmax
 from image_classifier.params import ExportParams, read_params
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
 
     model = load_trained_model(args.model)
     test = load_subset(args.resized, args.split, "test")
-    every_test = softmax(model.predict(test.images, batch_size=256, verbose=0))
+    every_test = softmax(model.predict(test.images, batch_size=256, verbose=0), axis=1)
     images = test.images[: params.check_images].astype(np.float32)
     expected = every_test[: params.check_images]
     calibration = None

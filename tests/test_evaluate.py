@@ -238,8 +238,9 @@ def test_evaluate_stage_outputs_agree(evaluated):
 def test_evaluate_reports_calibration_and_the_unsure_answers_of_trains_card(evaluated):
     """train calibrated the model on val and chose the unsure threshold; evaluate's numbers
     are those of the saved (calibrated) model on the test split, and of it undone."""
+    from scipy.special import softmax
+
     from image_classifier.model.calibration import expected_calibration_error
-    from image_classifier.model.probabilities import softmax
 
     folder, result = evaluated
     card = json.loads((folder / "models/model.json").read_text())
@@ -257,18 +258,18 @@ def test_evaluate_reports_calibration_and_the_unsure_answers_of_trains_card(eval
     assert calibration["applied"] == (card["temperature"] == trained["fitted_temperature"])
     assert calibration["reason"] == trained["reason"]
     assert calibration["ece_after"] == pytest.approx(
-        expected_calibration_error(softmax(logits), labels), abs=1e-4
+        expected_calibration_error(softmax(logits, axis=1), labels), abs=1e-4
     )
     undone = logits * card["temperature"]
     assert calibration["ece_before"] == pytest.approx(
-        expected_calibration_error(softmax(undone), labels), abs=1e-4
+        expected_calibration_error(softmax(undone, axis=1), labels), abs=1e-4
     )
-    with_fitted = softmax(undone / trained["fitted_temperature"])
+    with_fitted = softmax(undone / trained["fitted_temperature"], axis=1)
     assert calibration["ece_with_fitted_temperature"] == pytest.approx(
         expected_calibration_error(with_fitted, labels), abs=1e-4
     )
     table = pd.read_csv(folder / "metrics/plots/predictions.csv")
-    confidence = softmax(logits).max(axis=1)
+    confidence = softmax(logits, axis=1).max(axis=1)
     assert table["unsure"].tolist() == (confidence < card["unsure_below"]).tolist()
     assert metrics["unsure"]["unsure_share"] == pytest.approx(table["unsure"].mean(), abs=1e-4)
     assert metrics["unsure"]["threshold"] == pytest.approx(card["unsure_below"], abs=1e-4)

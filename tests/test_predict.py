@@ -276,9 +276,9 @@ def test_predict_fits_photos_as_the_card_says(untrained, tmp_path, fit):
     """The card's fit, not squash: on a non-square photo the three give other pixels, so
     other probabilities."""
     import keras
+    from scipy.special import softmax
 
     from image_classifier.data.decode import load_image
-    from image_classifier.model.probabilities import softmax
 
     model = keras.models.load_model(untrained / "model.keras", compile=False)
     kernel, bias = model.get_layer("logits").get_weights()
@@ -296,7 +296,7 @@ def test_predict_fits_photos_as_the_card_says(untrained, tmp_path, fit):
     row = pd.read_csv(tmp_path / "predictions.csv").iloc[0]
 
     def probabilities(way):
-        return softmax(model.predict(load_image(photo, 32, way, 10**8)[None], verbose=0))[0]
+        return softmax(model.predict(load_image(photo, 32, way, 10**8)[None], verbose=0), axis=1)[0]
 
     expected, squashed = probabilities(fit), probabilities("squash")
     assert row["probability_1"] == pytest.approx(expected.max(), abs=1e-4)
@@ -308,9 +308,9 @@ def test_predict_marks_answers_below_the_cards_threshold_unsure(untrained, tmp_p
     """The card's unsure_below (chosen on val by train), or --min-confidence, decides which
     answers are printed and written as unsure."""
     import keras
+    from scipy.special import softmax
 
     from image_classifier.data.decode import load_image
-    from image_classifier.model.probabilities import softmax
 
     model = keras.models.load_model(untrained / "model.keras", compile=False)
     kernel, bias = model.get_layer("logits").get_weights()
@@ -319,7 +319,7 @@ def test_predict_marks_answers_below_the_cards_threshold_unsure(untrained, tmp_p
     photos = [save_detailed_image(tmp_path / "photos" / f"{index}.png", seed=index)
               for index in range(8)]  # fmt: skip
     images = np.stack([load_image(photo, 32, "squash", 10**8) for photo in photos])
-    confidence = softmax(model.predict(images, verbose=0)).max(axis=1)
+    confidence = softmax(model.predict(images, verbose=0), axis=1).max(axis=1)
     threshold = float(np.sort(confidence)[3:5].mean())  # between the 4th and 5th: 4 unsure
     card = json.loads((untrained / "model.json").read_text()) | {"unsure_below": threshold}
     (tmp_path / "model.json").write_text(json.dumps(card))

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.special import softmax
 from scipy.stats import binomtest
 
 from image_classifier.model.calibration import (
@@ -18,8 +19,15 @@ from image_classifier.model.calibration import (
     unsure_threshold,
 )
 from image_classifier.model.card import ModelCard, write_card
-from image_classifier.model.probabilities import softmax
-from tests.conftest import ROOT, make_resized_dataset, read_yaml, run, run_stage, write_params
+from tests.conftest import (
+    ROOT,
+    dvc,
+    make_resized_dataset,
+    read_yaml,
+    run,
+    run_stage,
+    write_params,
+)
 from tests.workspace import run_module
 
 
@@ -28,7 +36,7 @@ def over_confident(seed=0, count=4000, classes=5):
     softmax(logits), then the logits multiplied by 4."""
     rng = np.random.default_rng(seed)
     logits = rng.normal(0, 1.6, (count, classes))
-    probabilities = softmax(logits)
+    probabilities = softmax(logits, axis=1)
     labels = np.array([rng.choice(classes, p=row) for row in probabilities])
     return 4 * logits, labels
 
@@ -37,8 +45,8 @@ def test_temperature_scaling_lowers_the_calibration_error_and_keeps_every_answer
     logits, labels = over_confident()
     temperature = fit_temperature(logits, labels)
     assert temperature == pytest.approx(4, rel=0.1)  # it undoes the factor it was given
-    before = expected_calibration_error(softmax(logits), labels)
-    after = expected_calibration_error(softmax(logits / temperature), labels)
+    before = expected_calibration_error(softmax(logits, axis=1), labels)
+    after = expected_calibration_error(softmax(logits / temperature, axis=1), labels)
     assert before > 0.15 and after < 0.03
     np.testing.assert_array_equal((logits / temperature).argmax(1), logits.argmax(1))
 
@@ -91,7 +99,7 @@ def test_calibrate_folds_the_fitted_temperature_into_the_model():
     images = np.broadcast_to(colours, (600, 32, 32, 3)).astype(np.float32)
     model = colour_model(6 * np.eye(3), np.zeros(3))
     logits = model.predict(images, verbose=0)
-    labels = np.array([rng.choice(3, p=row) for row in softmax(logits)])  # calibrated as is
+    labels = np.array([rng.choice(3, p=row) for row in softmax(logits, axis=1)])  # calibrated as is
     model = colour_model(3 * 6 * np.eye(3), np.zeros(3))  # the same answers, over-confident
     calibration = calibrate(model, images, labels, error_ratio=0.5)
     assert calibration.temperature == calibration.fitted_temperature == pytest.approx(3, rel=0.15)
@@ -100,7 +108,7 @@ def test_calibrate_folds_the_fitted_temperature_into_the_model():
     folded = model.predict(images, verbose=0)
     np.testing.assert_allclose(folded, 3 * logits / calibration.temperature, rtol=1e-4, atol=1e-4)
     assert fit_temperature(folded, labels) == pytest.approx(1.0, abs=2e-3)
-    confidence = softmax(folded).max(axis=1)
+    confidence = softmax(folded, axis=1).max(axis=1)
     expected = unsure_threshold(confidence, folded.argmax(1) == labels, 0.5)
     assert 0.4 < calibration.unsure_below == pytest.approx(expected, abs=1e-5)
 
@@ -139,8 +147,10 @@ def test_the_folded_temperature_gives_the_same_probabilities_in_keras_and_every_
     images = np.random.default_rng(1).integers(0, 256, (16, 32, 32, 3)).astype(np.float32)
     logits = model.predict(images, verbose=0)
     fold_temperature(model, 2.5)
-    expected = softmax(logits / 2.5)
-    np.testing.assert_allclose(softmax(model.predict(images, verbose=0)), expected, atol=1e-6)
+    expected = softmax(logits / 2.5, axis=1)
+    np.testing.assert_allclose(
+        softmax(model.predict(images, verbose=0), axis=1), expected, atol=1e-6
+    )
     serving = probabilities_model(model)
     for name, file in (("saved_model", "saved_model"), ("tflite", "model.tflite")):
         export_format(name, serving, 32, tmp_path / file)
@@ -291,13 +301,19 @@ def test_compare_reads_git_revisions_and_draws_the_flipped_images(tmp_path):
     for index, label in enumerate(actual):
         save_image(repo / "data/raw" / label / f"{index}.png", color=(40 * index, 90, 200))
     run(["git", "init", "-q", "-b", "main"], repo)
+    dvc("init", "-q", cwd=repo)
     file = repo / "plots/evaluate/predictions.csv"
     predictions_csv(file, ["cat", "dog", "dog", "dog"], actual)
-    run(["git", "add", "plots"], repo)
+    run(["git", "add", "plots", ".dvc"], repo)
     run(["git", "commit", "-q", "-m", "A"], repo)
     run(["git", "checkout", "-q", "-b", "better"], repo)
     predictions_csv(file, ["cat", "cat", "dog", "cat"], actual)
     run(["git", "commit", "-q", "-am", "B"], repo)
+    # A DVC experiment is a git ref under refs/exps, named by its last part.
+    run(["git", "update-ref", "refs/exps/aa/bbbbbb/my-exp", "better"], repo)
+    run(["git", "checkout", "-q", "main"], repo)
+    by_name = run_module("image_classifier.compare", "main", "my-exp", cwd=repo)
+    assert "1 right in main only (right -> wrong), 1 right in my-exp only" in by_name.stdout
     result = run_module("image_classifier.compare", "main", "better", cwd=repo)
     assert "1 right in main only (right -> wrong), 1 right in better only" in result.stdout
     assert "McNemar's exact test: no evidence of a difference (p = 1)" in result.stdout

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax, softmax
 from sklearn.model_selection import KFold
-
-from image_classifier.model.probabilities import log_softmax, softmax
 
 CALIBRATION_BINS = 15  # equal-width confidence bins, as in Guo et al. (2017)
 # Temperatures searched: from 1/20 (sharpen) to 20 (soften); log-spaced, so the search is
@@ -28,7 +27,7 @@ CALIBRATION_FOLDS = 5
 
 
 def negative_log_likelihood(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
-    log_probabilities = log_softmax(np.asarray(logits, np.float64) / temperature)
+    log_probabilities = log_softmax(np.asarray(logits, np.float64) / temperature, axis=1)
     return float(-log_probabilities[np.arange(len(labels)), labels].mean())
 
 
@@ -131,7 +130,7 @@ def selective_scores(confidence: np.ndarray, correct: np.ndarray, threshold: flo
 
 
 def calibrated_probabilities(logits: np.ndarray, temperature: float) -> np.ndarray:
-    return softmax(np.asarray(logits, np.float64) / temperature)
+    return softmax(np.asarray(logits, np.float64) / temperature, axis=1)
 
 
 def out_of_fold_probabilities(
@@ -166,7 +165,7 @@ def choose_temperature(
     """(temperature to apply, fitted temperature, val ECE before, cross-validated val ECE
     after, reason): the fitted temperature only if it lowers the ECE on held-out folds."""
     fitted = fit_temperature(logits, labels)
-    before = round(expected_calibration_error(softmax(logits), labels), 4)
+    before = round(expected_calibration_error(softmax(logits, axis=1), labels), 4)
     held_out = out_of_fold_probabilities(logits, labels)
     if held_out is None:
         return 1.0, fitted, before, before, "too few val photos to check a temperature"
@@ -211,7 +210,7 @@ def calibration_report(
     temperature and of the fitted one."""
     applied, fitted = calibration["temperature"], calibration["fitted_temperature"]
     raw = np.asarray(logits, np.float64) * applied  # the calibration undone
-    before, after = softmax(raw), softmax(logits)
+    before, after = softmax(raw, axis=1), softmax(np.asarray(logits, np.float64), axis=1)
     with_fitted = calibrated_probabilities(raw, fitted)
     label = "applied" if applied == fitted else "not applied"
     diagrams = {

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from sklearn.metrics import recall_score
 
 from image_classifier.console import StageError
 from image_classifier.quiet import filtered_stderr
@@ -195,19 +196,17 @@ def check(name: str, scores: dict) -> None:
         )
 
 
-def per_class_recall(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
-    hits = np.bincount(labels[predicted == labels], minlength=num_classes)
-    return hits / np.maximum(np.bincount(labels, minlength=num_classes), 1)
-
-
 def quantization_scores(
     labels: np.ndarray, expected: np.ndarray, actual: np.ndarray, class_names: list[str]
 ) -> dict:
     """How a quantized model's answers differ from the float model's on labelled images:
     top-1 agreement, and each class's recall under both (a drop is float minus quantized)."""
     expected_top, actual_top = expected.argmax(axis=1), actual.argmax(axis=1)
-    before = per_class_recall(labels, expected_top, len(class_names))
-    after = per_class_recall(labels, actual_top, len(class_names))
+    classes = list(range(len(class_names)))
+    before, after = (
+        recall_score(labels, top, labels=classes, average=None, zero_division=0)
+        for top in (expected_top, actual_top)
+    )
     drops = before - after
     worst = int(np.argmax(drops))
     return {
