@@ -249,13 +249,17 @@ class AuditParams(Section):
     folds: int = Field(
         ge=2, le=20, description="cross-validation folds for the train images' probabilities"
     )
-    max_hash_distance: int = Field(
-        ge=0, le=128, description="near-duplicate candidates: perceptual hashes (256 bits) at "
-        "most this many bits apart",
+    candidates: int = Field(
+        ge=1, le=100, description="near-duplicates: nearest photos by thumbnail compared with "
+        "each photo; the median of their scores is the photo's ordinary likeness",
     )  # fmt: skip
     min_correlation: float = Field(
-        ge=0, le=1, description="near-duplicates: candidates whose detail (thumbnail minus "
-        "its blur) correlates at least this well, at the best of small shifts and zooms",
+        ge=0, le=1, description="near-duplicates: the least detail correlation of a copy, at "
+        "the best of small shifts and zooms",
+    )  # fmt: skip
+    relative_distance: float = Field(
+        gt=0, le=1, description="near-duplicates: a copy's 1 - correlation is at most this "
+        "share of 1 - the ordinary likeness of either photo",
     )  # fmt: skip
     shown: int = Field(ge=0, le=200, description="findings drawn in each gallery")
 

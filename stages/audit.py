@@ -2,11 +2,12 @@
 
 Suspect labels: confident learning (cleanlab) on out-of-sample class probabilities, the
 trained model's for val and test, a cross-validated classifier on its embeddings for train
-(image_classifier/audit/labels.py). Near-duplicates: pairs of photos whose perceptual
-hashes nearly match, within a split, across splits (leakage) and across classes (a label
-conflict; image_classifier/audit/duplicates.py). Writes into --out findings.csv (every
-finding), suggested_corrections.csv (rows in data/corrections.csv's format, to review and
-copy) and a gallery PNG per kind; to --metrics the counts per kind, split and class.
+(image_classifier/audit/labels.py). Near-duplicates: pairs of photos whose detail matches
+far better than each matches its ordinary look-alikes, within a split, across splits
+(leakage) and across classes (a label conflict; image_classifier/audit/duplicates.py).
+Writes into --out findings.csv (every finding), suggested_corrections.csv (rows in
+data/corrections.csv's format, to review and copy) and a gallery PNG per kind; to --metrics
+the counts per kind, split and class.
 Nothing is changed: a correction is a person's edit of data/corrections.csv.
 """
 
@@ -71,7 +72,9 @@ def main(argv: list[str] | None = None) -> None:
         embeddings[train], labels[train], len(names), audit.folds, base.seed
     )
     suspects = label_findings(suspect_labels(labels, probabilities), used, names)
-    pairs = near_duplicate_pairs(images, audit.max_hash_distance, audit.min_correlation)
+    pairs = near_duplicate_pairs(
+        images, audit.candidates, audit.min_correlation, audit.relative_distance
+    )
     pairs = describe_pairs(pairs, splits, labels)
     duplicates = duplicate_findings(pairs, used)
     write_csv(args.out / "findings.csv", pd.concat([suspects, duplicates], ignore_index=True))

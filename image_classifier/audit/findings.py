@@ -4,11 +4,6 @@ import pandas as pd
 
 from image_classifier.data.dataset import SPLITS
 
-FINDING_COLUMNS = (
-    "kind", "path", "split", "given", "suggested", "score",
-    "duplicate_path", "duplicate_split", "duplicate_label", "distance", "correlation",
-)  # fmt: skip
-
 
 def label_findings(suspects: pd.DataFrame, used: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     """suspect_labels' rows (indices into `used`, the split table's used rows) with paths,
@@ -36,8 +31,8 @@ def duplicate_findings(pairs: pd.DataFrame, used: pd.DataFrame) -> pd.DataFrame:
         "duplicate_path": second["path"].to_numpy(),
         "duplicate_split": second["split"].to_numpy(),
         "duplicate_label": second["class"].to_numpy(),
-        "distance": pairs["distance"].to_numpy(),
         "correlation": pairs["correlation"].to_numpy(),
+        "ordinary": pairs["ordinary"].to_numpy(),
         "across_splits": pairs["across_splits"].to_numpy(),
         "across_classes": pairs["across_classes"].to_numpy(),
         "within_split": pairs["within_split"].to_numpy(),
