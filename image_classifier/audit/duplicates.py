@@ -28,7 +28,7 @@ SHARED_COMPONENTS = 16  # leading principal components of the set's detail remov
 SAMPLE = 2000  # photos the shared part is fitted on
 MAX_SHIFT = 2  # detail pixels (5 px at 120) the content may move
 ZOOMS = (1.0, 1.03, 1.06)  # how much larger a cropped copy's content may be
-CHUNK = 2048  # candidate pairs correlated at once
+CHUNK = 2048  # windows whose shared part is removed at once
 
 
 def gray(image: np.ndarray, side: int, zoom: float = 1.0) -> np.ndarray:
@@ -61,16 +61,22 @@ def neighbours(images: np.ndarray, count: int) -> np.ndarray:
     return nearest[keep].reshape(len(images), count)
 
 
-def details(images: np.ndarray) -> np.ndarray:
-    """(len(ZOOMS), n, side, side) float32: each photo's band-passed thumbnail at every zoom,
-    with a margin of MAX_SHIFT pixels for the shifts."""
+def details(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each photo's band-passed thumbnail: (n, side, side) float32 as it is, with a margin of
+    MAX_SHIFT pixels for the shifts; and (n, len(ZOOMS), DETAIL * DETAIL) float32, the
+    centre at every zoom."""
     side = DETAIL + 2 * MAX_SHIFT
-    result = np.empty((len(ZOOMS), len(images), side, side), np.float32)
-    for level, zoom in enumerate(ZOOMS):
-        for index, image in enumerate(images):
+    inner = slice(MAX_SHIFT, MAX_SHIFT + DETAIL)
+    padded = np.empty((len(images), side, side), np.float32)
+    centred = np.empty((len(images), len(ZOOMS), DETAIL * DETAIL), np.float32)
+    for index, image in enumerate(images):
+        for level, zoom in enumerate(ZOOMS):
             thumb = gray(image, side, zoom)
-            result[level, index] = gaussian_filter(thumb, BAND[0]) - gaussian_filter(thumb, BAND[1])
-    return result
+            band = gaussian_filter(thumb, BAND[0]) - gaussian_filter(thumb, BAND[1])
+            centred[index, level] = band[inner, inner].ravel()
+            if level == 0:
+                padded[index] = band
+    return padded, centred
 
 
 class SharedDetail:
@@ -86,31 +92,43 @@ class SharedDetail:
         self.components = np.linalg.svd(sample - self.mean, full_matrices=False)[2][:count]
 
     def residual(self, windows: np.ndarray) -> np.ndarray:
-        """Unit rows of the windows (n, DETAIL, DETAIL) less the shared part."""
-        vectors = windows.reshape(len(windows), -1) - self.mean
+        """Unit rows of the windows (n, DETAIL * DETAIL) less the shared part."""
+        vectors = windows - self.mean
         return unit_rows(vectors - (vectors @ self.components.T) @ self.components)
 
 
-def correlation(detail: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+def shifted_windows(padded: np.ndarray) -> np.ndarray:
+    """(shifts, DETAIL * DETAIL): every DETAIL-pixel window of one padded thumbnail."""
+    span = 2 * MAX_SHIFT + 1
+    return np.stack([padded[dy : dy + DETAIL, dx : dx + DETAIL].ravel()
+                     for dy in range(span) for dx in range(span)])  # fmt: skip
+
+
+def correlation(
+    padded: np.ndarray, centred: np.ndarray, first: np.ndarray, second: np.ndarray
+) -> np.ndarray:
     """For each pair, the highest correlation (-1..1) of the two photos' detail less the
-    shared part, over shifts of up to MAX_SHIFT pixels and zooms of either photo by ZOOMS."""
-    inner = slice(MAX_SHIFT, MAX_SHIFT + DETAIL)
-    shared = SharedDetail(detail[0, :, inner, inner].reshape(detail.shape[1], -1))
+    shared part: either photo's windows shifted by up to MAX_SHIFT pixels against the other's
+    centre at every zoom (a crop of a few percent shifts and enlarges the content). Each
+    photo's windows are cut once, for all its pairs."""
+    shared = SharedDetail(centred[:, 0])
+    for level in range(len(ZOOMS)):
+        for start in range(0, len(centred), CHUNK):
+            block = centred[start : start + CHUNK, level]
+            centred[start : start + CHUNK, level] = shared.residual(block)
+    pair = np.concatenate([np.arange(len(first))] * 2)
+    photo, other = np.concatenate([first, second]), np.concatenate([second, first])
+    order = np.argsort(photo, kind="stable")
+    pair, photo, other = pair[order], photo[order], other[order]
+    bounds = np.searchsorted(photo, np.arange(len(padded) + 1))
     best = np.full(len(first), -1.0, np.float32)
-    for start in range(0, len(first), CHUNK):
-        pair = (first[start : start + CHUNK], second[start : start + CHUNK])
-        # One photo centred (unzoomed, or zoomed in as a crop would), the other shifted.
-        centred = [(shared.residual(detail[level, pair[which], inner, inner]), which)
-                   for level in range(len(ZOOMS)) for which in (0, 1)
-                   if level or which == 0]  # fmt: skip
-        chunk_best = best[start : start + CHUNK]
-        for dy in range(2 * MAX_SHIFT + 1):
-            for dx in range(2 * MAX_SHIFT + 1):
-                moved = [shared.residual(detail[0, part, dy : dy + DETAIL, dx : dx + DETAIL])
-                         for part in pair]  # fmt: skip
-                for centre, which in centred:
-                    score = np.einsum("ij,ij->i", centre, moved[1 - which])
-                    np.maximum(chunk_best, score, out=chunk_best)
+    for index in np.unique(photo):
+        mine = slice(bounds[index], bounds[index + 1])
+        windows = shared.residual(shifted_windows(padded[index]))
+        others = centred[other[mine]]  # (pairs, zooms, pixels)
+        scores = windows @ others.reshape(-1, others.shape[2]).T
+        scores = scores.reshape(len(windows), *others.shape[:2]).max(axis=(0, 2))
+        np.maximum.at(best, pair[mine], scores)
     return best
 
 
@@ -128,7 +146,7 @@ def near_duplicate_pairs(
     other = nearest.ravel()
     low, high = np.minimum(photo, other), np.maximum(photo, other)
     unique, position = np.unique(np.stack([low, high], axis=1), axis=0, return_inverse=True)
-    scores = correlation(details(images), unique[:, 0], unique[:, 1])
+    scores = correlation(*details(images), unique[:, 0], unique[:, 1])
     typical = np.median(scores[position.ravel()].reshape(nearest.shape), axis=1)
     pairs = pd.DataFrame({"first": unique[:, 0], "second": unique[:, 1],
                           "correlation": scores.round(4)})  # fmt: skip
