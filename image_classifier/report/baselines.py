@@ -38,7 +38,7 @@ C_VALUES = (0.001, 0.01, 0.1, 1.0)
 CLASS_WEIGHTS = (None, "balanced")
 # Candidates are compared on at most this many train images; the winner is then fitted on
 # all of them, so the choice costs the same at any size.
-CHOICE_IMAGES = 5000
+CHOICE_IMAGES = 2000
 
 
 def is_grayscale(images: np.ndarray) -> bool:
