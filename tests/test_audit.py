@@ -165,7 +165,7 @@ def test_no_findings_make_empty_tables_with_their_headers():
     corrections = suggested_corrections(suspects)
     assert corrections.columns.tolist() == ["path", "action", "label", "note"]
     assert corrections.empty
-    pairs = pd.DataFrame({"first": [], "second": [], "distance": [], "correlation": [],
+    pairs = pd.DataFrame({"first": [], "second": [], "correlation": [], "ordinary": [],
                           "across_splits": [], "across_classes": [], "within_split": []})  # fmt: skip
     metrics = audit_metrics(suspects, duplicate_findings(pairs.astype(int), used), used, ["a", "b"])
     assert metrics["suspect_labels"]["total"] == 0 and metrics["near_duplicates"]["pairs"] == 0

@@ -146,7 +146,8 @@ def test_the_model_returned_has_the_best_epochs_weights(tiny):
         "epochs": 5, "min_steps": 0, "batch_size": 8, "filters": [8, 16],
         "lr_schedule": "constant", "learning_rate": 0.05, "early_stopping_patience": 0,
         # Pinned, so that the setting does not move with the committed defaults.
-        "rotation": 0.03, "zoom": 0.08, "interpolation": "bilinear", "class_weights": True,
+        "rotation": 0.03, "zoom": 0.08, "translation": 0.1, "interpolation": "bilinear",
+        "class_weights": True,
     }  # fmt: skip
     train, val = (
         load_subset(tiny / "resized", tiny / "split.csv", part) for part in ("train", "val")
