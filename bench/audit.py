@@ -244,9 +244,12 @@ def label_rows(name: str, work: Path, seed: int, clean: Path) -> dict:
 
 
 def table(results: dict) -> str:
-    lines = [
+    header = [
         f"Commit {results['commit']}, measured {results['date']} on {results['machine']}; "
         f"dense matmul {results['matmul_gflops']:.0f} GFLOP/s; {results['minutes']:.0f} min.",
+    ]
+    labelled = [row for row in results["rows"] if "labels" in row]
+    lines = [
         "",
         f"Label errors: {NOISE:.0%} of the train photos moved into another class at random. "
         "Test accuracy / macro F1 of the pipeline trained on the clean, the noisy, and the "
@@ -260,7 +263,7 @@ def table(results: dict) -> str:
     def scores(run: dict) -> str:
         return f"{run['accuracy']:.4f} / {run['macro_f1']:.4f}"
 
-    for row in (row for row in results["rows"] if "labels" in row):
+    for row in labelled:
         labels = row["labels"]
         share = row["recovered_share"]
         lines.append(
@@ -269,6 +272,7 @@ def table(results: dict) -> str:
             f"{scores(row['noisy'])} | {scores(row['corrected'])} | "
             + (f"{share:.0%} |" if share is not None else "- (the noise cost nothing) |")
         )
+    lines = header + (lines if labelled else [])
     lines += [
         "", f"Near-duplicates: {PLANTED_PER_KIND} edited copies of test photos per edit put "
         "into train; what the detector finds (each photo's nearest thumbnails, "
@@ -288,10 +292,12 @@ def table(results: dict) -> str:
             f"| {kinds} | {found['false_pairs_with_a_copy']} | {found['other_pairs']} | "
             f"{found['seconds']:.0f} |"
         )
+    if not labelled:
+        return "\n".join(lines) + "\n"
     lines += ["", "What the audit finds in each dataset as it ships (the clean run):", "",
               "| dataset | images | suspect labels | near-duplicate pairs | across splits | "
               "across classes | repro, seconds |", "|---|---|---|---|---|---|---|"]  # fmt: skip
-    for row in (row for row in results["rows"] if "clean" in row):
+    for row in labelled:
         audit = row["clean"]["audit"]
         suspects, pairs = audit["suspect_labels"], audit["near_duplicates"]
         lines.append(

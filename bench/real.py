@@ -112,6 +112,8 @@ def run_row(dataset: Dataset, photos: Path, extra: Path | None, work: Path, seed
         "best_epoch": training["best_epoch"], "epochs": training["epochs_run"],
         "repro_seconds": round(repro_seconds, 1),
         "baseline_pixels": {name: baselines[name]["pixels"] for name in BASELINES[1:]},
+        "baseline_seconds": round(sum(baselines[name]["seconds"] for name in BASELINES), 1),
+        "calibration": evaluation["calibration"], "unsure": evaluation["unsure"],
         "tests": {"stratified" if extra else "test": test},
     }  # fmt: skip
     if extra:
