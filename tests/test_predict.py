@@ -313,13 +313,19 @@ def test_predict_marks_answers_below_the_cards_threshold_unsure(untrained, tmp_p
     from image_classifier.data.decode import load_image
 
     model = keras.models.load_model(untrained / "model.keras", compile=False)
-    kernel, bias = model.get_layer("logits").get_weights()
-    model.get_layer("logits").set_weights([kernel * 300, bias])  # confidences that differ
-    model.save(tmp_path / "model.keras")
     photos = [save_detailed_image(tmp_path / "photos" / f"{index}.png", seed=index)
               for index in range(8)]  # fmt: skip
     images = np.stack([load_image(photo, 32, "squash", 10**8) for photo in photos])
+    # Scale the untrained logits so the top two differ by about 2 in the median: confidences
+    # that differ photo to photo, far from both 1/3 and a saturated 1.0 (a fixed scale saturated
+    # every photo for some initial weights).
+    kernel, bias = model.get_layer("logits").get_weights()
+    model.get_layer("logits").set_weights([kernel, np.zeros_like(bias)])
+    top_two = np.sort(model.predict(images, verbose=0), axis=1)[:, -2:]
+    model.get_layer("logits").set_weights([kernel * 2 / np.median(np.diff(top_two)), bias * 0])
+    model.save(tmp_path / "model.keras")
     confidence = softmax(model.predict(images, verbose=0), axis=1).max(axis=1)
+    assert np.sort(confidence)[4] - np.sort(confidence)[3] > 1e-4, confidence  # a clear cut
     threshold = float(np.sort(confidence)[3:5].mean())  # between the 4th and 5th: 4 unsure
     card = json.loads((untrained / "model.json").read_text()) | {"unsure_below": threshold}
     (tmp_path / "model.json").write_text(json.dumps(card))
