@@ -193,19 +193,43 @@ def steps_per_epoch(params: TrainParams, images: int) -> int:
     return max(math.ceil(images / params.batch_size), math.ceil(params.min_steps / params.epochs))
 
 
-def early_stopping(params: TrainParams, epochs: int) -> list[keras.callbacks.Callback]:
+class EarlyStop(keras.callbacks.Callback):
+    """Stops a fit when `monitor` has not improved for `patience` epochs, counting from epoch
+    `start` on, as keras.callbacks.EarlyStopping does; its counters (`state`, `restore`) are
+    this class's own, so a resumed run restores them without writing into Keras' internals."""
+
+    def __init__(self, monitor: str, patience: int, start: int) -> None:
+        super().__init__()
+        self.monitor, self.patience, self.start = monitor, patience, start
+        self.sign = 1.0 if MONITORS[monitor] == "max" else -1.0
+        self.wait, self.best = 0, None
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.wait, self.best = 0, None  # each phase's fit starts counting afresh
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if epoch < self.start:
+            return
+        value = self.sign * float(logs[self.monitor])
+        self.wait += 1
+        if self.best is None or value > self.best:
+            self.best, self.wait = value, 0
+        elif self.wait >= self.patience:
+            self.model.stop_training = True
+
+    def state(self) -> dict:
+        return {"wait": self.wait, "best": self.best}
+
+    def restore(self, state: dict) -> None:
+        self.wait, self.best = state["wait"], state["best"]
+
+
+def early_stopping(params: TrainParams, epochs: int) -> list[EarlyStop]:
     """Stop when `train.monitor` has not improved for `train.early_stopping_patience` epochs,
     never in the first half of the run, while the learning rate is still high."""
     if not params.early_stopping_patience:
         return []
-    return [
-        keras.callbacks.EarlyStopping(
-            params.monitor,
-            mode=MONITORS[params.monitor],
-            patience=params.early_stopping_patience,
-            start_from_epoch=epochs // 2,
-        )
-    ]
+    return [EarlyStop(params.monitor, params.early_stopping_patience, start=epochs // 2)]
 
 
 class Record(keras.callbacks.Callback):
@@ -233,6 +257,41 @@ class TrainingClock(keras.callbacks.Callback):
 
     def on_test_begin(self, logs: dict | None = None) -> None:
         self.seconds += time.perf_counter() - self._started
+
+
+@dataclass
+class Tracking:
+    """What every phase's fit reports to, and what a backup saves and restores: the best
+    epoch and its weights, the clock, early stopping and the history of all phases."""
+
+    best: BestWeights
+    clock: TrainingClock
+    stop: list[EarlyStop]
+    history: dict[str, list[float]]
+
+    @classmethod
+    def start(cls, params: TrainParams, state: dict | None) -> "Tracking":
+        history = {k: list(v) for k, v in state["history"].items()} if state else {}
+        return cls(BestWeights(params.monitor), TrainingClock(),
+                   early_stopping(params, params.epochs), history)  # fmt: skip
+
+    @property
+    def epochs(self) -> int:
+        return len(self.history.get("loss", []))
+
+    def callbacks(self) -> list[keras.callbacks.Callback]:
+        return [self.best, self.clock, *self.stop, Record(self.history)]
+
+    def images_per_second(self, steps: int, params: TrainParams) -> float:
+        return steps * params.batch_size * self.epochs / max(self.clock.seconds, 1e-9)
+
+
+def training_phases(params: TrainParams) -> list[tuple[int, float]]:
+    """(epochs, learning rate) of each phase: training, then a transfer model's fine-tuning."""
+    phases = [(params.epochs, params.learning_rate)]
+    if params.model != "separable_cnn" and params.fine_tune_epochs:
+        phases.append((params.fine_tune_epochs, params.fine_tune_learning_rate))
+    return phases
 
 
 @dataclass
@@ -264,82 +323,87 @@ def fit_model(
     and a backup of a killed run is resumed from its last finished epoch.
     """
     seed_everything(seed)
-    size = train.images.shape[1]
-    if verbose is None:
-        verbose = 1 if sys.stdout.isatty() else 2  # a bar in a terminal, a line per epoch in logs
-    augmentation = Augmentation(
-        params.flip, params.rotation, params.zoom, params.translation, params.interpolation
-    )
-    val_batches = make_dataset(val, params.batch_size)
     steps = steps_per_epoch(params, len(train.labels))
-    weights = class_weights(train.labels, train.num_classes) if params.class_weights else None
-    best, clock = BestWeights(params.monitor), TrainingClock()
-    stop = early_stopping(params, params.epochs)
+    model = new_model(params, train, devices)
+    state = backup.state if backup else None
+    resumed_from = state["epochs_done"] if state else 0
+    tracking, val_batches = Tracking.start(params, state), make_dataset(val, params.batch_size)
+    started = time.perf_counter()
+    for phase, (epochs, learning_rate) in enumerate(training_phases(params)):
+        if phase:
+            on_phase(f"fine-tuning {', '.join(unfreeze_top(model, params.fine_tune_layers))}")
+        with devices.strategy.scope():
+            compile_model(model, params, learning_rate, steps * epochs, devices)
+        if state and phase < state["phase"]:
+            continue  # finished before the kill; its weights are in the backup
+        resuming = bool(state) and phase == state["phase"]
+        first = state["phase_first"] if resuming else tracking.epochs
+        initial = state["epochs_done"] if resuming else first
+        extra = backup_callbacks(backup, model, tracking, phase, first, resuming)
+        # Each fit reads the stream from its start; a resumed one skips what it trained on.
+        skip = (initial - first) * steps
+        batches = make_dataset(train, params.batch_size, seed, augmentation_of(params), True, skip)
+        model.fit(
+            batches,
+            validation_data=val_batches,
+            steps_per_epoch=steps,
+            epochs=first + epochs,
+            initial_epoch=initial,
+            class_weight=loss_weights(params, train),
+            shuffle=False,  # the dataset shuffles itself, with the seed, every pass
+            callbacks=[*tracking.callbacks(), *callbacks, *extra],
+            verbose=progress_style() if verbose is None else verbose,
+        )
+        state = None
+    model.set_weights(tracking.best.weights)
+    seconds, rate = time.perf_counter() - started, tracking.images_per_second(steps, params)
+    return FitResult(model, tracking.history, tracking.best.best_epoch, seconds, rate,
+                     count_flops(model), resumed_from)  # fmt: skip
+
+
+def progress_style() -> int:
+    """Keras' verbosity: a bar in a terminal, a line per epoch in logs."""
+    return 1 if sys.stdout.isatty() else 2
+
+
+def new_model(params: TrainParams, train: Subset, devices: Devices) -> keras.Model:
     with devices.strategy.scope():
-        model = build_model(
+        return build_model(
             params.model,
-            size,
+            train.images.shape[1],
             train.num_classes,
             filters=params.filters,
             dropout=params.dropout,
             l2=params.l2,
             weights=params.weights,
         )
-        compile_model(model, params, params.learning_rate, steps * params.epochs, devices)
-    phases = [(params.epochs, params.learning_rate)]
-    if params.model != "separable_cnn" and params.fine_tune_epochs:
-        phases.append((params.fine_tune_epochs, params.fine_tune_learning_rate))
 
-    state = backup.state if backup else None
-    history: dict[str, list[float]] = (
-        {k: list(v) for k, v in state["history"].items()} if state else {}
+
+def augmentation_of(params: TrainParams) -> Augmentation:
+    return Augmentation(
+        params.flip, params.rotation, params.zoom, params.translation, params.interpolation
     )
-    resumed_phase, resumed_from = (state["phase"], state["epochs_done"]) if state else (0, 0)
-    epochs_done, started = 0, time.perf_counter()
-    for phase, (epochs, learning_rate) in enumerate(phases):
-        if phase:
-            on_phase(f"fine-tuning {', '.join(unfreeze_top(model, params.fine_tune_layers))}")
-            with devices.strategy.scope():
-                compile_model(model, params, learning_rate, steps * epochs, devices)
-        if phase < resumed_phase:  # finished before the kill; the saved weights come later
-            epochs_done += epochs
-            continue
-        initial = resumed_from if state and phase == resumed_phase else epochs_done
-        extra = [Record(history)]
-        if backup:
-            if initial > epochs_done:
-                backup.load_model_weights(model)
-                extra.append(RestoreState(backup, best, clock, stop))
-            extra.append(SaveState(backup, phase, best, clock, stop, history))
-        # Each fit reads the stream from its start; a resumed one skips what it trained on.
-        train_batches = make_dataset(
-            train, params.batch_size, seed, augmentation, repeat=True,
-            skip_batches=(initial - epochs_done) * steps,
-        )  # fmt: skip
-        model.fit(
-            train_batches,
-            validation_data=val_batches,
-            steps_per_epoch=steps,
-            epochs=epochs_done + epochs,
-            initial_epoch=initial,
-            class_weight=weights,
-            shuffle=False,  # the dataset shuffles itself, with the seed, every pass
-            callbacks=[best, clock, *stop, *callbacks, *extra],
-            verbose=verbose,
-        )
-        epochs_done = len(history["loss"])
-        state = None
-    seconds = time.perf_counter() - started
-    model.set_weights(best.weights)
-    return FitResult(
-        model=model,
-        history=history,
-        best_epoch=best.best_epoch,
-        seconds=seconds,
-        images_per_second=steps * params.batch_size * epochs_done / max(clock.seconds, 1e-9),
-        flops_per_image=count_flops(model),
-        resumed_from=resumed_from,
-    )
+
+
+def loss_weights(params: TrainParams, train: Subset) -> dict[int, float] | None:
+    return class_weights(train.labels, train.num_classes) if params.class_weights else None
+
+
+def backup_callbacks(
+    backup: Backup | None,
+    model: keras.Model,
+    tracking: Tracking,
+    phase: int,
+    first: int,
+    resuming: bool,
+) -> list[keras.callbacks.Callback]:
+    """Save every epoch; on a resumed phase, first the killed run's weights and state."""
+    if backup is None:
+        return []
+    if resuming:
+        backup.load_model_weights(model)
+        return [RestoreState(backup, tracking), SaveState(backup, phase, first, tracking)]
+    return [SaveState(backup, phase, first, tracking)]
 
 
 def fit_summary(result: FitResult, monitor: str) -> dict:

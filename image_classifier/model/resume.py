@@ -25,7 +25,6 @@ import numpy as np
 
 STATE_FILE = "state.json"
 BEST_FILE = "best.npz"
-RANDOM_FILE = "random.npz"
 CHUNK = 1 << 24
 
 
@@ -141,44 +140,41 @@ class Backup:
 class SaveState(keras.callbacks.Callback):
     """At each epoch's end (after every other callback): the whole training state."""
 
-    def __init__(self, backup: Backup, phase: int, best, clock, stop, history: dict) -> None:
+    def __init__(self, backup: Backup, phase: int, first: int, tracking) -> None:
         super().__init__()
-        self.backup, self.phase, self.best, self.clock, self.stop = backup, phase, best, clock, stop
-        self.history = history  # kept up to date by fitting.Record, earlier phases included
+        self.backup, self.phase, self.first, self.tracking = backup, phase, first, tracking
         self.saved_best_epoch = backup.state["best_epoch"] if backup.state else None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        best = self.tracking.best
         state = {
             "phase": self.phase,
+            "phase_first": self.first,
             "epochs_done": epoch + 1,
-            "history": self.history,
-            "best": list(self.best.best) if self.best.best else None,
-            "best_epoch": self.best.best_epoch,
-            "seconds": self.clock.seconds,
-            "stop": [
-                {"wait": s.wait, "best": s.best, "best_epoch": s.best_epoch} for s in self.stop
-            ],
+            "history": self.tracking.history,
+            "best": list(best.best) if best.best else None,
+            "best_epoch": best.best_epoch,
+            "seconds": self.tracking.clock.seconds,
+            "stop": [stop.state() for stop in self.tracking.stop],
         }
-        changed = self.best.best_epoch != self.saved_best_epoch
-        self.backup.save(self.model, state, self.best.weights, changed)
-        self.saved_best_epoch = self.best.best_epoch
+        changed = best.best_epoch != self.saved_best_epoch
+        self.backup.save(self.model, state, best.weights, changed)
+        self.saved_best_epoch = best.best_epoch
 
 
 class RestoreState(keras.callbacks.Callback):
     """At the start of a resumed fit, after the other callbacks reset themselves: the state
     of the killed run's last saved epoch (the model's weights are loaded before the fit)."""
 
-    def __init__(self, backup: Backup, best, clock, stop) -> None:
+    def __init__(self, backup: Backup, tracking) -> None:
         super().__init__()
-        self.backup, self.best, self.clock, self.stop = backup, best, clock, stop
+        self.backup, self.tracking = backup, tracking
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        state = self.backup.state
-        self.best.best = tuple(state["best"]) if state["best"] else None
-        self.best.best_epoch = state["best_epoch"]
-        self.best.weights = self.backup.best_weights()
-        self.clock.seconds = state["seconds"]
-        for callback, saved in zip(self.stop, state["stop"], strict=True):
-            callback.wait, callback.best, callback.best_epoch = (
-                saved["wait"], saved["best"], saved["best_epoch"]
-            )  # fmt: skip
+        state, best = self.backup.state, self.tracking.best
+        best.best = tuple(state["best"]) if state["best"] else None
+        best.best_epoch = state["best_epoch"]
+        best.weights = self.backup.best_weights()
+        self.tracking.clock.seconds = state["seconds"]
+        for stop, saved in zip(self.tracking.stop, state["stop"], strict=True):
+            stop.restore(saved)
