@@ -90,11 +90,15 @@ def test_count_flops_by_hand():
     assert count_flops(keras.Model(inputs, outputs)) == 2 * (6912 + 3840 + 30)
 
 
-def test_unfreeze_top_opens_vgg16_block5_only():
+def test_unfreeze_top_opens_vgg16_block5_only(tmp_path):
     model = build_model("vgg16", SIZE, CLASSES, weights="none")
-    names = unfreeze_top(model, 3)
-    assert names == ["block5_conv1", "block5_conv2", "block5_conv3"]
-    assert not model.get_layer("block4_conv3").trainable
+    model.save(tmp_path / "vgg16.keras")  # what a saved model holds is enough to find its base
+    loaded = keras.models.load_model(tmp_path / "vgg16.keras", compile=False)
+    for model in (model, loaded):
+        names = unfreeze_top(model, 3)
+        assert names == ["block5_conv1", "block5_conv2", "block5_conv3"]
+        assert not model.get_layer("block4_conv3").trainable
+    assert len(unfreeze_top(loaded, 100)) == 13  # every convolution, never the preprocessing
 
 
 def test_too_small_for_vgg16():

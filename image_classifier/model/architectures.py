@@ -55,6 +55,9 @@ def check_input_size(model: str, size: int) -> None:
         )
 
 
+HEAD_LAYERS = ("pool", "head_dropout", "logits")
+
+
 def classifier_head(features, num_classes: int, dropout: float):
     features = layers.GlobalAveragePooling2D(name="pool")(features)
     features = layers.Dropout(dropout, name="head_dropout")(features)
@@ -130,9 +133,7 @@ def transfer_model(
             "or set train.weights to a local weights file, or to none to train from scratch"
         ) from None
     base.trainable = False
-    model = keras.Model(inputs, classifier_head(base.output, num_classes, dropout), name=name)
-    model.base_layer_names = [layer.name for layer in base.layers]
-    return model
+    return keras.Model(inputs, classifier_head(base.output, num_classes, dropout), name=name)
 
 
 def build_model(
@@ -181,11 +182,11 @@ def unfreeze_top(model: keras.Model, count: int) -> list[str]:
     BatchNormalization layers stay frozen: unfreezing them on a small dataset wrecks the
     statistics the pretrained weights rely on.
     """
-    names = set(getattr(model, "base_layer_names", []))
+    not_base = {*HEAD_LAYERS, CAFFE_PREPROCESS}  # the backbone is every other weighted layer
     candidates = [
         layer
         for layer in model.layers
-        if layer.name in names
+        if layer.name not in not_base
         and layer.weights
         and not isinstance(layer, layers.BatchNormalization)
     ]
