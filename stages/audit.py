@@ -20,7 +20,7 @@ from image_classifier.atomic import write_csv, write_json
 from image_classifier.console import parse_paths, run_stage
 from image_classifier.data.dataset import SPLITS, class_names, gather_rows, read_csv
 from image_classifier.data.filenames import IMAGES_FILE
-from image_classifier.params import AuditParams, BaseParams, read_params
+from image_classifier.params import AuditParams, BaseParams, EvaluateParams, read_params
 from image_classifier.report.charts import Panel, image_grid_figure, save_figure
 
 log = logging.getLogger(__name__)
@@ -38,97 +38,138 @@ def main(argv: list[str] | None = None) -> None:
     )
     params = read_params()
     base, audit = BaseParams.from_params(params), AuditParams.from_params(params)
+    evaluate = EvaluateParams.from_params(params)  # its inference batch size
     table = read_csv(args.split, ("row", "path", "class", "split"))
     names = class_names(table["class"])
     used = table[table["split"].isin(SPLITS)].reset_index(drop=True)
-    images = gather_rows(np.load(args.resized / IMAGES_FILE, mmap_mode="r"),
-                         used["row"].astype(int).to_numpy())  # fmt: skip
+    rows = used["row"].astype(int).to_numpy()
+    images = gather_rows(np.load(args.resized / IMAGES_FILE, mmap_mode="r"), rows)
     labels = used["class"].map(names.index).to_numpy()
-    splits = used["split"].to_numpy()
+    from image_classifier.audit.findings import audit_metrics, suggested_corrections
 
+    suspects, fit = label_audit(
+        args.model, images, labels, used, names, audit, base.seed, evaluate.batch_size
+    )
+    duplicates = duplicate_audit(images, labels, used, audit)
+    write_csv(args.out / "findings.csv", pd.concat([suspects, duplicates], ignore_index=True))
+    write_csv(args.out / "suggested_corrections.csv", suggested_corrections(suspects))
+    metrics = audit_metrics(suspects, duplicates, used, names) | {"model_fit": fit}
+    write_json(args.metrics, metrics)
+    save_figure(suspects_gallery(suspects, images, audit.shown), args.out / "suspect_labels.png")
+    save_figure(
+        duplicates_gallery(duplicates, images, audit.shown), args.out / "near_duplicates.png"
+    )
+    log_summary(metrics, args.out / "suggested_corrections.csv")
+
+
+def label_audit(
+    model_path, images, labels, used, names, audit: AuditParams, seed: int, batch_size: int
+):
+    """Suspect labels: the model's probabilities on val and test, a cross-validated
+    classifier's on its embeddings for train; and how well the model fits each split."""
     from scipy.special import softmax
 
-    from image_classifier.audit.duplicates import describe_pairs, near_duplicate_pairs
-    from image_classifier.audit.findings import (
-        audit_metrics,
-        duplicate_findings,
-        label_findings,
-        suggested_corrections,
-    )
+    from image_classifier.audit.findings import label_findings
     from image_classifier.audit.labels import (
-        MEMORISED_GAP,
         cross_validated_probabilities,
         given_label_accuracy,
         suspect_labels,
     )
     from image_classifier.model.architectures import embedding_model, load_trained_model
 
-    model = embedding_model(load_trained_model(args.model))
-    embeddings, logits = model.predict(images, batch_size=256, verbose=0)
+    model = embedding_model(load_trained_model(model_path))
+    embeddings, logits = model.predict(images, batch_size=batch_size, verbose=0)
     probabilities = softmax(np.asarray(logits, np.float64), axis=1)
+    splits = used["split"].to_numpy()
     train = splits == "train"
     fit = given_label_accuracy(probabilities, labels, splits)
     probabilities[train] = cross_validated_probabilities(
-        embeddings[train], labels[train], len(names), audit.folds, base.seed
+        embeddings[train], labels[train], len(names), audit.folds, seed
     )
-    suspects = label_findings(suspect_labels(labels, probabilities), used, names)
+    return label_findings(suspect_labels(labels, probabilities), used, names), fit
+
+
+def duplicate_audit(images, labels, used, audit: AuditParams) -> pd.DataFrame:
+    from image_classifier.audit.duplicates import describe_pairs, near_duplicate_pairs
+    from image_classifier.audit.findings import duplicate_findings
+
     pairs = near_duplicate_pairs(
         images, audit.candidates, audit.min_correlation, audit.relative_distance
     )
-    pairs = describe_pairs(pairs, splits, labels)
-    duplicates = duplicate_findings(pairs, used)
-    write_csv(args.out / "findings.csv", pd.concat([suspects, duplicates], ignore_index=True))
-    write_csv(args.out / "suggested_corrections.csv", suggested_corrections(suspects))
-    metrics = audit_metrics(suspects, duplicates, used, names) | {"model_fit": fit}
-    write_json(args.metrics, metrics)
-    save_figure(suspects_gallery(suspects, images, audit.shown), args.out / "suspect_labels.png")
-    save_figure(duplicates_gallery(duplicates, images, audit.shown),
-                args.out / "near_duplicates.png")  # fmt: skip
-    labelled, pairs_found = metrics["suspect_labels"], metrics["near_duplicates"]
+    return duplicate_findings(describe_pairs(pairs, used["split"].to_numpy(), labels), used)
+
+
+def log_summary(metrics: dict, corrections) -> None:
+    from image_classifier.audit.labels import MEMORISED_GAP
+
+    labelled, pairs_found, fit = (
+        metrics["suspect_labels"],
+        metrics["near_duplicates"],
+        metrics["model_fit"],
+    )
     log.info(
         "audit: %d suspect labels of %d images (%.1f%%); %d near-duplicate pairs: %d across "
         "splits, %d across classes, %d within a split; review %s, then copy the rows you agree "
         "with into data/corrections.csv",
-        labelled["total"], metrics["images"], 100 * labelled["share"], pairs_found["pairs"],
-        pairs_found["across_splits"], pairs_found["across_classes"], pairs_found["within_split"],
-        args.out / "suggested_corrections.csv",
-    )  # fmt: skip
+        labelled["total"],
+        metrics["images"],
+        100 * labelled["share"],
+        pairs_found["pairs"],
+        pairs_found["across_splits"],
+        pairs_found["across_classes"],
+        pairs_found["within_split"],
+        corrections,
+    )
     if fit["train_accuracy"] - fit["val_accuracy"] > MEMORISED_GAP:
         log.warning(
             "audit: warning: the model gives %.1f%% of its train photos their given label "
             "against %.1f%% of val: it has learnt the train labels, wrong ones included, so "
             "few wrong train labels can be found; trust the val and test findings, and see "
             "docs/how-it-works.md#the-audit",
-            100 * fit["train_accuracy"], 100 * fit["val_accuracy"],
-        )  # fmt: skip
+            100 * fit["train_accuracy"],
+            100 * fit["val_accuracy"],
+        )
 
 
 def suspects_gallery(suspects: pd.DataFrame, images: np.ndarray, shown: int):
     panels = [
-        Panel(images[row.position], f"{row.split}: labelled {row.given}\nsuggested "
-              f"{row.suggested} (p(label) {row.score:.2f})", color="#C44E52")
+        Panel(
+            images[row.position],
+            f"{row.split}: labelled {row.given}\nsuggested "
+            f"{row.suggested} (p(label) {row.score:.2f})",
+            color="#C44E52",
+        )
         for row in suspects.head(shown).itertuples()
-    ]  # fmt: skip
-    title = (f"Suspect labels: the {len(panels)} least likely of {len(suspects)} "
-             "(plots/audit/findings.csv has them all)")  # fmt: skip
+    ]
+    title = (
+        f"Suspect labels: the {len(panels)} least likely of {len(suspects)} "
+        "(plots/audit/findings.csv has them all)"
+    )
     return image_grid_figure([panels], title, columns=6)
 
 
 def duplicates_gallery(duplicates: pd.DataFrame, images: np.ndarray, shown: int):
     """Each pair side by side, label conflicts first, then leaks across splits."""
-    order = duplicates.sort_values(["across_classes", "across_splits", "correlation"],
-                                   ascending=[False, False, False], kind="stable")  # fmt: skip
+    order = duplicates.sort_values(
+        ["across_classes", "across_splits", "correlation"],
+        ascending=[False, False, False],
+        kind="stable",
+    )
     panels = []
     for row in order.head(shown // 2).itertuples():
         color = "#C44E52" if row.across_classes else "#DD8452" if row.across_splits else "black"
         panels += [
             Panel(images[row.position], f"{row.split}: {row.given}", color=color),
-            Panel(images[row.duplicate_position],
-                  f"{row.duplicate_split}: {row.duplicate_label} (r {row.correlation:.3f})",
-                  color=color),
-        ]  # fmt: skip
-    title = (f"Near-duplicate pairs: {len(panels) // 2} of {len(duplicates)}; red: two labels, "
-             "orange: in two splits")  # fmt: skip
+            Panel(
+                images[row.duplicate_position],
+                f"{row.duplicate_split}: {row.duplicate_label} (r {row.correlation:.3f})",
+                color=color,
+            ),
+        ]
+    title = (
+        f"Near-duplicate pairs: {len(panels) // 2} of {len(duplicates)}; red: two labels, "
+        "orange: in two splits"
+    )
     return image_grid_figure([panels], title, columns=6)
 
 

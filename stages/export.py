@@ -17,7 +17,7 @@ from image_classifier.atomic import atomic_directory, write_json
 from image_classifier.console import parse_paths, run_stage
 from image_classifier.data.dataset import load_subset
 from image_classifier.model.card import card_path, read_card
-from image_classifier.params import ExportParams, read_params
+from image_classifier.params import BaseParams, EvaluateParams, ExportParams, read_params
 
 log = logging.getLogger(__name__)
 
@@ -32,73 +32,55 @@ def main(argv: list[str] | None = None) -> None:
         out="the folder to write",
         metrics="sizes, latencies and agreement JSON to write",
     )
-    params = ExportParams.from_params(read_params())
+    params = read_params()
+    base, export = BaseParams.from_params(params), ExportParams.from_params(params)
+    evaluate = EvaluateParams.from_params(params)  # its inference batch size
     card = read_card(args.model)
+    from image_classifier.model import serving
     from image_classifier.model.architectures import load_trained_model
-    from image_classifier.model.serving import (
-        ARTIFACTS,
-        RUNNERS,
-        agreement,
-        check,
-        check_quantized,
-        export_format,
-        latency_ms,
-        probabilities_model,
-        quantization_scores,
-        size_in_bytes,
-    )
 
     model = load_trained_model(args.model)
     test = load_subset(args.resized, args.split, "test")
-    every_test = softmax(model.predict(test.images, batch_size=256, verbose=0), axis=1)
-    images = test.images[: params.check_images].astype(np.float32)
-    expected = every_test[: params.check_images]
-    calibration = None
-    if "int8" in params.formats:
-        train = load_subset(args.resized, args.split, "train")
-        chosen = np.random.default_rng(0).permutation(len(train.labels))
-        calibration = train.images[np.sort(chosen[: params.int8_calibration_images])]
-    serving = probabilities_model(model)
-    keras_latency = latency_ms(serving.predict_on_batch, images[0])
+    probabilities = softmax(
+        model.predict(test.images, batch_size=evaluate.batch_size, verbose=0), axis=1
+    )
+    check_images = min(export.check_images, len(test.labels))
+    reference = serving.Reference(
+        test.images, test.labels, probabilities, check_images, card.class_names
+    )
+    calibration = int8_calibration_images(args, export, base.seed)
+    served, image = serving.probabilities_model(model), test.images[0].astype(np.float32)
     metrics: dict = {
-        "check_images": len(images),
-        "keras": {"bytes": size_in_bytes(args.model), "latency_ms": keras_latency},
+        "check_images": check_images,
+        "keras": serving.footprint(args.model, served.predict_on_batch, image),
     }
     with atomic_directory(args.out) as out:
         write_json(out / card_path(args.model).name, card.model_dump())
-        for name in params.formats:
-            path = out / ARTIFACTS[name]
-            export_format(name, serving, card.image_size, path, calibration)
-            run = RUNNERS[name](path)
-            if name == "int8":
-                scores = quantization_scores(
-                    test.labels, every_test, run(test.images), card.class_names
-                )
-                check_quantized(scores, params.int8_min_agreement, params.int8_max_recall_drop)
-            else:
-                scores = agreement(expected, run(images))
-                check(name, scores)
-            metrics[name] = {
-                "bytes": size_in_bytes(path),
-                "latency_ms": latency_ms(run, images[0]),
-                **scores,
-            }
-            if name == "int8":
-                worst = scores["largest_recall_drop"]
-                log.info(
-                    "export: %s, %.1f MB, %.2f ms per image, top-1 agreement with Keras %.2f%% "
-                    "on %d test images, largest recall drop %.1f points (%s)",
-                    args.out / ARTIFACTS[name], metrics[name]["bytes"] / 1e6,
-                    metrics[name]["latency_ms"], 100 * scores["top1_agreement"],
-                    scores["images"], 100 * worst["drop"], worst["class"],
-                )  # fmt: skip
-                continue
+        for name in export.formats:
+            path = out / serving.ARTIFACTS[name]
+            serving.export_format(name, served, card.image_size, path, calibration)
+            run = serving.RUNNERS[name](path)
+            scores, summary = serving.judge(
+                name, run, reference, export.int8_min_agreement, export.int8_max_recall_drop
+            )
+            metrics[name] = serving.footprint(path, run, image) | scores
             log.info(
-                "export: %s, %.1f MB, %.2f ms per image, probabilities within %.1e of Keras",
-                args.out / ARTIFACTS[name], metrics[name]["bytes"] / 1e6,
-                metrics[name]["latency_ms"], scores["max_probability_difference"],
-            )  # fmt: skip
+                "export: %s, %.1f MB, %.2f ms per image, %s",
+                args.out / serving.ARTIFACTS[name],
+                metrics[name]["bytes"] / 1e6,
+                metrics[name]["latency_ms"],
+                summary,
+            )
     write_json(args.metrics, metrics)
+
+
+def int8_calibration_images(args, export: ExportParams, seed: int) -> np.ndarray | None:
+    """A random sample of train images (base.seed), for the int8 export's activation ranges."""
+    if "int8" not in export.formats:
+        return None
+    train = load_subset(args.resized, args.split, "train")
+    chosen = np.random.default_rng(seed).permutation(len(train.labels))
+    return train.images[np.sort(chosen[: export.int8_calibration_images])]
 
 
 if __name__ == "__main__":

@@ -101,7 +101,7 @@ def test_calibrate_folds_the_fitted_temperature_into_the_model():
     logits = model.predict(images, verbose=0)
     labels = np.array([rng.choice(3, p=row) for row in softmax(logits, axis=1)])  # calibrated as is
     model = colour_model(3 * 6 * np.eye(3), np.zeros(3))  # the same answers, over-confident
-    calibration = calibrate(model, images, labels, error_ratio=0.5)
+    calibration = calibrate(model, images, labels, error_ratio=0.5, batch_size=256)
     assert calibration.temperature == calibration.fitted_temperature == pytest.approx(3, rel=0.15)
     assert calibration.val_ece_cross_validated < calibration.val_ece_before
     assert "it lowers the ECE on val photos it was not fitted on" in calibration.reason
@@ -133,7 +133,7 @@ def test_a_temperature_that_does_not_pay_on_held_out_val_folds_is_not_applied():
     model = colour_model(6 * np.eye(3), np.zeros(3))  # logits: the margin on the answer
     logits = model.predict(images, verbose=0)
     assert fit_temperature(logits, labels) > 1.3  # what the old rule would have applied
-    calibration = calibrate(model, images, labels, error_ratio=0.5)
+    calibration = calibrate(model, images, labels, error_ratio=0.5, batch_size=256)
     assert calibration.temperature == 1.0 and calibration.fitted_temperature > 1.3
     assert calibration.val_ece_cross_validated >= calibration.val_ece_before
     assert "does not lower the ECE on val photos it was not fitted on" in calibration.reason

@@ -290,7 +290,12 @@ def write_animal_mnist(target: Path, max_per_class: int) -> None:
 
 @contextlib.contextmanager
 def safe_kagglehub_extraction(max_members: int, max_bytes: int) -> Iterator[None]:
-    """kagglehub extracts with a plain extractall (no size or count cap); swap in ours."""
+    """kagglehub extracts with a plain extractall (no size or count cap); swap in ours.
+
+    A private hook, kept for want of a public way: kagglehub 1.0.2 has no call that downloads
+    a dataset's archive unextracted, and the official `kaggle` client (1.7.4.5) refuses to be
+    imported without credentials, even for a public dataset. An upgrade without the hook is
+    refused below rather than extracting uncapped."""
     from kagglehub import http_resolver
 
     original = getattr(http_resolver, "_extract_archive", None)

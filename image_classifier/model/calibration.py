@@ -180,10 +180,12 @@ def choose_temperature(
     return 1.0, fitted, before, after, reason
 
 
-def calibrate(model, images: np.ndarray, labels: np.ndarray, error_ratio: float) -> Calibration:
+def calibrate(
+    model, images: np.ndarray, labels: np.ndarray, error_ratio: float, batch_size: int
+) -> Calibration:
     """Choose the temperature and fit the unsure threshold on (val) images, and fold the
     temperature into `model`, which from then on returns calibrated logits."""
-    logits = np.asarray(model.predict(images, batch_size=256, verbose=0), np.float64)
+    logits = np.asarray(model.predict(images, batch_size=batch_size, verbose=0), np.float64)
     temperature, fitted, before, after, reason = choose_temperature(logits, labels)
     probabilities = calibrated_probabilities(logits, temperature)
     correct = probabilities.argmax(axis=1) == labels

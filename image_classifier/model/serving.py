@@ -14,6 +14,7 @@ model_int8.tflite  LiteRT with full-integer quantization (weights and activation
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -178,6 +179,10 @@ def latency_ms(run: Runner, image: np.ndarray) -> float:
     return round(1000 * float(np.median(times)), 3)
 
 
+def footprint(path: Path, run: Runner, image: np.ndarray) -> dict:
+    return {"bytes": size_in_bytes(path), "latency_ms": latency_ms(run, image)}
+
+
 def agreement(expected: np.ndarray, actual: np.ndarray) -> dict:
     """How close an export's probabilities are to the model's on the same images."""
     return {
@@ -258,3 +263,37 @@ def export_format(
         export_int8(serving, path, calibration_images)
     else:
         export_onnx(serving, path)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What every export is judged against: the Keras model's probabilities on the test split.
+    Float exports are compared on the first `check_images`; int8 on all, class by class."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    probabilities: np.ndarray
+    check_images: int
+    class_names: list[str]
+
+
+def judge(
+    name: str, run: Runner, reference: Reference, min_agreement: float, max_recall_drop: float
+) -> tuple[dict, str]:
+    """An export's scores against the Keras model, and a phrase for the log; stops the stage
+    (StageError) when they are out of bounds."""
+    if name == "int8":
+        scores = quantization_scores(reference.labels, reference.probabilities,
+                                     run(reference.images), reference.class_names)  # fmt: skip
+        check_quantized(scores, min_agreement, max_recall_drop)
+        worst = scores["largest_recall_drop"]
+        return scores, (
+            f"top-1 agreement with Keras {100 * scores['top1_agreement']:.2f}% on "
+            f"{scores['images']} test images, largest recall drop {100 * worst['drop']:.1f} "
+            f"points ({worst['class']})"
+        )
+    count = reference.check_images
+    scores = agreement(reference.probabilities[:count],
+                       run(reference.images[:count].astype(np.float32)))  # fmt: skip
+    check(name, scores)
+    return scores, f"probabilities within {scores['max_probability_difference']:.1e} of Keras"
