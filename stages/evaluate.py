@@ -85,23 +85,32 @@ def main(argv: list[str] | None = None) -> None:
     metrics |= trust
     write_json(args.metrics, metrics)
     write_text(args.report, report_markdown(metrics, baselines))
-    save_figure(reliability_figure(diagrams, card.unsure_below), args.plots / "reliability.png")
-    write_csv(args.plots / "calibration.csv", reliability_table(*diagrams.values()))
     table = prediction_table(predictions, test.paths, card.unsure_below)
     write_csv(args.plots / PREDICTIONS_FILE, table)
-    save_figure(
-        confusion_figure(predictions.confusion(), test.class_names, metrics["accuracy"]),
-        args.plots / "confusion_matrix.png",
-    )
-    save_figure(
-        curves_figure(read_history(args.live), training["best_epoch"], training["monitor"]),
-        args.plots / "curves.png",
-    )
-    mistakes = most_confident_mistakes(table, params.mistakes_shown)
-    panels = [Panel(test.images[i], caption(table.loc[i])) for i in mistakes]
+    write_csv(args.plots / "calibration.csv", reliability_table(*diagrams.values()))
+    figures = {
+        "reliability.png": reliability_figure(diagrams, card.unsure_below),
+        "confusion_matrix.png": confusion_figure(
+            predictions.confusion(), test.class_names, metrics["accuracy"]
+        ),
+        "curves.png": curves_figure(
+            read_history(args.live), training["best_epoch"], training["monitor"]
+        ),
+        "mistakes.png": mistakes_figure(table, test.images, predictions, params.mistakes_shown),
+    }
+    for name, figure in figures.items():
+        save_figure(figure, args.plots / name)
+    log_verdict(metrics)
+
+
+def mistakes_figure(table, images, predictions: Predictions, shown: int):
+    mistakes = most_confident_mistakes(table, shown)
+    panels = [Panel(images[i], caption(table.loc[i])) for i in mistakes]
     wrong = int((predictions.predicted != predictions.labels).sum())
-    title = f"The {len(mistakes)} most confident mistakes (of {wrong})"
-    save_figure(image_grid_figure([panels], title), args.plots / "mistakes.png")
+    return image_grid_figure([panels], f"The {len(mistakes)} most confident mistakes (of {wrong})")
+
+
+def log_verdict(metrics: dict) -> None:
     log.info(
         "evaluate: test accuracy %.4f, balanced accuracy %.4f, macro F1 %.4f on %d images; %s",
         metrics["accuracy"], metrics["balanced_accuracy"], metrics["macro_f1"],

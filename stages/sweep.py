@@ -46,12 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     devices = configure_devices()
     train_set = load_subset(args.resized, args.split, "train", sweep.train_fraction, base.seed)
     val_set = load_subset(args.resized, args.split, "val")
-    sizes = [fitting_batch_size("sweep.batch_sizes", size, len(train_set.labels)) for size in
-             sweep.batch_sizes]  # fmt: skip
-    for _, cut in sizes:
-        if cut:
-            log.warning("sweep: warning: %s (of the sweep's train_fraction)", cut)
-    sweep = sweep.model_copy(update={"batch_sizes": sorted({size for size, _ in sizes})})
+    sweep = with_fitting_batch_sizes(sweep, len(train_set.labels))
     pairs = list(itertools.product(sweep.learning_rates, sweep.batch_sizes))
     log.info(
         "sweep: %d pairs x %d epoch(s) of %s on %d images (val %d), %s",
@@ -64,23 +59,33 @@ def main(argv: list[str] | None = None) -> None:
     best = best_pair(results, train.monitor)
     write_csv(args.results, results)
     save_figure(sweep_heatmap_figure(results, best, train.monitor), args.heatmap)
-    write_json(
-        args.metrics,
-        {
-            "best": {
-                "learning_rate": float(best["learning_rate"]),
-                "batch_size": int(best["batch_size"]),
-                **{name: float(best[name]) for name in VAL_SCORES},
-            },
-            "monitor": train.monitor,
-            "pairs": len(results),
-            "seconds": round(time.perf_counter() - started, 1),
-        },
-    )
+    seconds = time.perf_counter() - started
+    write_json(args.metrics, sweep_metrics(best, train.monitor, len(results), seconds))
     log.info(
         "sweep: best %s (%s %.4f). Train the full model with it:\n  %s",
         best["pair"], train.monitor, best["score"], experiment_command(best),
     )  # fmt: skip
+
+
+def with_fitting_batch_sizes(sweep: SweepParams, images: int) -> SweepParams:
+    sizes = [fitting_batch_size("sweep.batch_sizes", size, images) for size in sweep.batch_sizes]
+    for _, cut in sizes:
+        if cut:
+            log.warning("sweep: warning: %s (of the sweep's train_fraction)", cut)
+    return sweep.model_copy(update={"batch_sizes": sorted({size for size, _ in sizes})})
+
+
+def sweep_metrics(best: pd.Series, monitor: str, pairs: int, seconds: float) -> dict:
+    return {
+        "best": {
+            "learning_rate": float(best["learning_rate"]),
+            "batch_size": int(best["batch_size"]),
+            **{name: float(best[name]) for name in VAL_SCORES},
+        },
+        "monitor": monitor,
+        "pairs": pairs,
+        "seconds": round(seconds, 1),
+    }
 
 
 if __name__ == "__main__":
