@@ -2,7 +2,7 @@
 
 Keras' RandomFlip, RandomRotation, RandomZoom and RandomTranslation resample a batch once
 each; here they become one affine transform per image, applied by one
-ImageProjectiveTransformV3 call, so augmentation costs a fraction of the training step
+`keras.ops.image.affine_transform` call, so augmentation costs a fraction of the training step
 instead of half of it. The randomness comes from a seed per batch (stateless ops), so the
 same seed gives the same augmented batches whatever the number of threads that prepare them.
 """
@@ -10,6 +10,7 @@ same seed gives the same augmented batches whatever the number of threads that p
 import math
 from dataclasses import dataclass
 
+import keras
 import tensorflow as tf
 
 
@@ -61,13 +62,8 @@ def random_transforms(count, size: int, augmentation: Augmentation, seed) -> tf.
 def transform(images: tf.Tensor, transforms: tf.Tensor, interpolation="bilinear") -> tf.Tensor:
     """Resample images by projective transforms; borders filled by reflection, which suits
     photos and silhouettes alike."""
-    return tf.raw_ops.ImageProjectiveTransformV3(
-        images=images,
-        transforms=transforms,
-        output_shape=tf.shape(images)[1:3],
-        fill_value=0.0,
-        interpolation=interpolation.upper(),
-        fill_mode="REFLECT",
+    return keras.ops.image.affine_transform(
+        images, transforms, interpolation=interpolation, fill_mode="reflect"
     )
 
 
