@@ -4,6 +4,7 @@ majority baseline, as a dict for `dvc metrics` and as a Markdown report."""
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy.special import softmax
 from sklearn.metrics import (
     accuracy_score,
@@ -208,18 +209,24 @@ def report_markdown(metrics: dict, baselines: dict) -> str:
     for key in ("logistic_regression", "gradient_boosting"):
         pixels = baselines[key].get("pixels")
         columns[key] = key.replace("_", " ") + (f", {pixels}x{pixels}" if pixels else "")
+    headline = pd.DataFrame(
+        {
+            label: {
+                "model": metrics[name],
+                **{columns[key]: baselines[key][name] for key in columns},
+                "model - best baseline": metrics[name]
+                - max(baselines[key][name] for key in columns),
+            }
+            for name, label in HEADLINE.items()
+        }
+    ).T
     lines = [
         f"# Test set: {metrics['images']} images, {len(metrics['per_class'])} classes",
         "",
         f"Baselines fitted on the same train split, on {baselines['features']}.",
         "",
-        "| | model | " + " | ".join(columns.values()) + " | model - best baseline |",
-        "|---|---:|" + "---:|" * len(columns) + "---:|",
+        headline.to_markdown(floatfmt=[""] + [".4f"] * (len(columns) + 1) + ["+.4f"]),
     ]
-    for name, label in HEADLINE.items():
-        cells = " | ".join(f"{baselines[key][name]:.4f}" for key in columns)
-        best = max(baselines[key][name] for key in columns)
-        lines.append(f"| {label} | {metrics[name]:.4f} | {cells} | {metrics[name] - best:+.4f} |")
     lines += ["", " · ".join(extras), ""]
     if "calibration" in metrics:
         lines += [trust_text(metrics), ""]
@@ -227,12 +234,9 @@ def report_markdown(metrics: dict, baselines: dict) -> str:
         lines += [f"**The model {comparison_text(metrics)}.** {WHAT_TO_TRY}", ""]
     if no_better_than_majority(metrics):
         lines += [f"**Warning: {warning(metrics)}**", ""]
-    lines += ["| class | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
-    rows = [*metrics["per_class"].items(), ("**macro avg**", metrics["macro"])]
-    rows.append(("**weighted avg**", metrics["weighted"]))
-    for name, scores in rows:
-        lines.append(
-            f"| {name} | {scores['precision']:.4f} | {scores['recall']:.4f} | "
-            f"{scores['f1']:.4f} | {scores['support']} |"
-        )
+    rows = {**metrics["per_class"], "**macro avg**": metrics["macro"]}
+    rows["**weighted avg**"] = metrics["weighted"]
+    per_class = pd.DataFrame(rows).T[["precision", "recall", "f1", "support"]]
+    per_class = per_class.rename(columns={"f1": "F1"}).rename_axis("class")
+    lines.append(per_class.to_markdown(floatfmt=["", ".4f", ".4f", ".4f", ".0f"]))
     return "\n".join(lines) + "\n"
