@@ -10,7 +10,7 @@ import time
 
 from image_classifier.atomic import atomic_directory, write_json
 from image_classifier.console import StageError, parse_paths, run_stage
-from image_classifier.data.filenames import REJECTED_FILE
+from image_classifier.data.filenames import CONTRACT_FILE, REJECTED_FILE
 from image_classifier.data.image_store import (
     read_manifest,
     read_skipped,
@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> None:
             raise StageError(f"none of the {len(rows)} files in {args.raw} is a usable image")
         rejected = read_skipped(args.raw) + rejected
         write_tables(out, index, rejected)
+        contract = {"image_size": params.size, "fit": params.fit}
+        write_json(out / CONTRACT_FILE, contract | {"max_megapixels": params.max_megapixels})
     result = summary(index, rejected, time.perf_counter() - started)
     write_json(args.metrics, result)
     log.info(

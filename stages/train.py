@@ -16,10 +16,15 @@ from pathlib import Path
 import image_classifier
 from image_classifier.atomic import atomic_directory, atomic_path, write_json
 from image_classifier.console import parse_paths, run_stage
-from image_classifier.data.dataset import fitting_batch_size, image_size, load_subset
+from image_classifier.data.dataset import (
+    fitting_batch_size,
+    image_size,
+    load_subset,
+    read_contract,
+)
 from image_classifier.data.filenames import IMAGES_FILE
 from image_classifier.model.card import make_card, write_card
-from image_classifier.params import BaseParams, ResizeParams, TrainParams, read_params
+from image_classifier.params import BaseParams, TrainParams, read_params
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +42,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     params = read_params()
     base, train = BaseParams.from_params(params), TrainParams.from_params(params)
-    resize = ResizeParams.from_params(params)  # for the card: how predict must resize
     # Keras is imported only now, after the params were found valid.
     from image_classifier.model.architectures import check_input_size
     from image_classifier.model.fitting import configure_devices, fit_summary
@@ -48,7 +52,9 @@ def main(argv: list[str] | None = None) -> None:
     val_set = load_subset(args.resized, args.split, "val")
     train = with_fitting_batch_size(train, len(train_set.labels))
     # Checked before training, so that a card that cannot be written stops nothing half-way.
-    card = training_card(train, train_set, resize.fit, resize.max_megapixels, args.resized)
+    card = make_card(
+        model=train.model, class_names=train_set.class_names, **read_contract(args.resized)
+    )
     log.info(
         "train: %s on %d images (val %d), %s",
         train.model,
@@ -76,16 +82,6 @@ def with_fitting_batch_size(train: TrainParams, images: int) -> TrainParams:
         return train
     log.warning("train: warning: %s", cut)
     return train.model_copy(update={"batch_size": batch_size})
-
-
-def training_card(train: TrainParams, train_set, fit: str, max_megapixels: float, resized: Path):
-    return make_card(
-        model=train.model,
-        class_names=train_set.class_names,
-        image_size=image_size(resized),
-        fit=fit,
-        max_megapixels=max_megapixels,
-    )
 
 
 def fit_with_backup(

@@ -162,6 +162,8 @@ def make_resized_dataset(
     resized = folder / "resized"
     resized.mkdir(parents=True, exist_ok=True)
     np.save(resized / "images.npy", np.stack(images))
+    contract = {"image_size": size, "fit": "squash", "max_megapixels": 40}
+    (resized / "contract.json").write_text(json.dumps(contract))
     table = pd.DataFrame(rows)
     table.assign(split="", pixel_hash=[f"h{i}" for i in range(len(table))]).to_csv(
         resized / "index.csv", index=False

@@ -94,10 +94,10 @@ def test_unfreeze_top_opens_vgg16_block5_only(tmp_path):
     model = build_model("vgg16", SIZE, CLASSES, weights="none")
     model.save(tmp_path / "vgg16.keras")  # what a saved model holds is enough to find its base
     loaded = keras.models.load_model(tmp_path / "vgg16.keras", compile=False)
-    for model in (model, loaded):
-        names = unfreeze_top(model, 3)
+    for built in (model, loaded):
+        names = unfreeze_top(built, 3)
         assert names == ["block5_conv1", "block5_conv2", "block5_conv3"]
-        assert not model.get_layer("block4_conv3").trainable
+        assert not built.get_layer("block4_conv3").trainable
     assert len(unfreeze_top(loaded, 100)) == 13  # every convolution, never the preprocessing
 
 

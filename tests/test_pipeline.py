@@ -156,7 +156,7 @@ def test_every_stage_lists_the_params_it_reads():
 
 
 def test_the_params_walk_sees_keys_and_whole_sections():
-    assert sections_read("stages.train")["resize"] == {"fit", "max_megapixels"}
+    assert sections_read("stages.audit")["evaluate"] == {"batch_size"}
     assert sections_read("stages.train")["train"] is None  # handed to fit_model whole
     assert set(sections_read("stages.sweep")) == {"base", "train", "sweep"}
 

@@ -90,6 +90,9 @@ def test_resize_stage(tmp_path):
     with (out / "rejected.csv").open() as file:
         rejected = {row["path"]: row["reason"] for row in csv.DictReader(file)}
     assert images.shape == (12, 32, 32, 3) and images.dtype == np.uint8
+    # What train copies into the model's card, so predict resizes as this stage did.
+    contract = json.loads((out / "contract.json").read_text())
+    assert contract == {"image_size": 32, "fit": "squash", "max_megapixels": 50}
     assert [row["path"] for row in index][:2] == ["cat/000.png", "cat/001.png"]
     assert rejected == {
         "cat/cut.jpg": "truncated",

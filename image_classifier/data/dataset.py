@@ -1,5 +1,6 @@
 """The dataset files passed between stages, and the splits as uint8 images with integer labels."""
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from image_classifier.console import StageError
-from image_classifier.data.filenames import IMAGES_FILE
+from image_classifier.data.filenames import CONTRACT_FILE, IMAGES_FILE
 
 SPLITS = ("train", "val", "test")
 
@@ -38,6 +39,16 @@ def fitting_batch_size(key: str, batch_size: int, images: int) -> tuple[int, str
         f"{key} = {batch_size} is more than the {images} training images: batches of "
         f"{images} instead"
     )
+
+
+def read_contract(resized: Path) -> dict:
+    """How resize made every image (image_size, fit, max_megapixels): what predict must repeat."""
+    try:
+        return json.loads((resized / CONTRACT_FILE).read_text())
+    except FileNotFoundError:
+        raise StageError(
+            f"{resized / CONTRACT_FILE} not found: run the resize stage again (dvc repro resize)"
+        ) from None
 
 
 def image_size(resized: Path) -> int:

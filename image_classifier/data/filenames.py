@@ -7,6 +7,7 @@ SKIPPED_FILE = "skipped.csv"  # in data/raw: source files not used (no class, li
 IMAGES_FILE = "images.npy"  # in data/resized: (N, size, size, 3) uint8
 INDEX_FILE = "index.csv"  # in data/resized: one row per image of images.npy
 REJECTED_FILE = "rejected.csv"  # in data/resized: files that could not be used, and why
+CONTRACT_FILE = "contract.json"  # in data/resized: how every image was made, for the card
 
 # Extensions that count as images when a class folder is checked for content; the decoder
 # itself trusts the bytes, not the name.
