@@ -15,6 +15,7 @@ images that changed answers, from data/raw). Not a pipeline stage.
 import argparse
 import io
 import logging
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,19 +24,39 @@ from scipy.stats import binomtest
 
 from image_classifier.atomic import write_json
 from image_classifier.console import StageError, run_stage
+from image_classifier.report.tables import PREDICTIONS_FILE
 
 log = logging.getLogger(__name__)
 
-PREDICTIONS = Path("plots/evaluate/predictions.csv")  # evaluate's --plots, in dvc.yaml
-RAW = Path("data/raw")  # download's --out, where the test photos' paths point
 WORKSPACE = "workspace"  # as in `dvc metrics diff` and `dvc plots diff`
 SIGNIFICANCE = 0.05
 COLUMNS = ("path", "actual", "predicted")
 MAX_FLIPS_SHOWN = 24
 
 
-def read_predictions(name: str, repo: Path, path: Path = PREDICTIONS) -> pd.DataFrame:
+def stage_option(repo: Path, stage: str, option: str) -> Path:
+    """A path a stage's command names in the repository's dvc.yaml (say, evaluate's --plots):
+    dvc.yaml names each path once, this reads it there."""
+    from ruamel.yaml import YAML
+
+    try:
+        command = YAML(typ="safe").load((repo / "dvc.yaml").read_text())["stages"][stage]["cmd"]
+        return Path(re.search(rf"{option}\s+(\S+)", command).group(1))
+    except (OSError, KeyError, TypeError, AttributeError):
+        raise StageError(
+            f"{repo / 'dvc.yaml'} names no {option} for a stage {stage}: run compare in this "
+            "pipeline's repository (--repo)"
+        ) from None
+
+
+def predictions_path(repo: Path) -> Path:
+    return stage_option(repo, "evaluate", "--plots") / PREDICTIONS_FILE
+
+
+def read_predictions(name: str, repo: Path, path: Path | None = None) -> pd.DataFrame:
     """Evaluate's predictions of run `name` (revision, experiment, workspace or CSV file)."""
+    if Path(name).suffix != ".csv":
+        path = path or predictions_path(repo)  # the file within the repository, at any run
     if name == WORKSPACE or Path(name).suffix == ".csv":
         file = repo / path if name == WORKSPACE else Path(name)
         if not file.is_file():
@@ -184,7 +205,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("b", help="the run compared: the same kinds")
     parser.add_argument("--out", type=Path, default=Path("comparison"), help="folder to write")
     parser.add_argument("--repo", type=Path, default=Path("."), help="the git + DVC repository")
-    parser.add_argument("--raw", type=Path, default=RAW, help="the photos the test paths name")
+    parser.add_argument(
+        "--raw", type=Path, help="the photos the test paths name (default: download's --out)"
+    )
     return parser.parse_args(argv)
 
 
@@ -196,7 +219,8 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(summary_lines(result, names)))
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "comparison.json", {"a": args.a, "b": args.b, **asdict(result)})
-    raw = args.raw if args.raw.is_absolute() else args.repo / args.raw
+    raw = args.raw or stage_option(args.repo, "download", "--out")
+    raw = raw if raw.is_absolute() else args.repo / raw
     figure = (
         flips_figure(paired, raw, names) if result.right_to_wrong + result.wrong_to_right else None
     )

@@ -302,6 +302,7 @@ def test_compare_reads_git_revisions_and_draws_the_flipped_images(tmp_path):
         save_image(repo / "data/raw" / label / f"{index}.png", color=(40 * index, 90, 200))
     run(["git", "init", "-q", "-b", "main"], repo)
     dvc("init", "-q", cwd=repo)
+    shutil.copy(ROOT / "dvc.yaml", repo / "dvc.yaml")  # where compare finds evaluate's output
     file = repo / "plots/evaluate/predictions.csv"
     predictions_csv(file, ["cat", "dog", "dog", "dog"], actual)
     run(["git", "add", "plots", ".dvc"], repo)
