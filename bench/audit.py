@@ -39,8 +39,12 @@ from bench.workspace import ROOT, clone, dvc, set_params
 NOISE = 0.05
 # Ten distinct classes of real product photos, 600 each: shaped like Animals-10 (distinct
 # classes, a few thousand photos), where a wrong label is a photo of another kind of thing.
-FASHION_600 = Dataset("fashion-mnist", Variant("600", [600] * 10), write_fashion,
-                      "600 photos of each of the 10 Fashion-MNIST classes")  # fmt: skip
+FASHION_600 = Dataset(
+    "fashion-mnist",
+    Variant("600", [600] * 10),
+    write_fashion,
+    "600 photos of each of the 10 Fashion-MNIST classes",
+)
 PLANTED_PER_KIND = 20
 EDITS = ("resized", "jpeg", "cropped", "brightened", "all")
 
@@ -87,8 +91,9 @@ def edit(picture: Image.Image, kind: str, rng: np.random.Generator) -> tuple[Ima
         picture = picture.crop((left, top, width - int(cut[0]) + left, height - int(cut[1]) + top))
     if kind in ("resized", "all"):
         scale = rng.uniform(1.5, 2.5) if min(picture.size) < 100 else rng.uniform(0.5, 0.8)
-        picture = picture.resize((round(picture.width * scale), round(picture.height * scale)),
-                                 Image.BICUBIC)  # fmt: skip
+        picture = picture.resize(
+            (round(picture.width * scale), round(picture.height * scale)), Image.BICUBIC
+        )
     if kind in ("brightened", "all"):
         picture = ImageEnhance.Brightness(picture).enhance(rng.uniform(1.1, 1.3))
     if kind in ("jpeg", "all"):
@@ -110,8 +115,14 @@ def plant_copies(tree: Path, seed: int) -> set[frozenset]:
             copy, suffix = edit(picture, kind, rng)
         name = f"planted-{kind}-{source.stem}.{suffix}"
         copy.save(tree / "train" / source.parent.name / name)
-        pairs.add(frozenset({raw_path("test", source.parent.name, source.name),
-                             raw_path("train", source.parent.name, name)}))  # fmt: skip
+        pairs.add(
+            frozenset(
+                {
+                    raw_path("test", source.parent.name, source.name),
+                    raw_path("train", source.parent.name, name),
+                }
+            )
+        )
     return pairs
 
 
@@ -133,10 +144,12 @@ def label_recovery(repo: Path, flipped: set[str]) -> dict:
     suspects = findings[(findings["kind"] == "suspect_label") & (findings["split"] == "train")]
     found = set(suspects["path"]) & flipped
     return {
-        "flipped": len(flipped), "flagged_in_train": len(suspects), "found": len(found),
+        "flipped": len(flipped),
+        "flagged_in_train": len(suspects),
+        "found": len(found),
         "precision": round(len(found) / max(len(suspects), 1), 4),
         "recall": round(len(found) / max(len(flipped), 1), 4),
-    }  # fmt: skip
+    }
 
 
 def duplicate_recovery(repo: Path, planted: set[frozenset], audit) -> dict:
@@ -149,19 +162,23 @@ def duplicate_recovery(repo: Path, planted: set[frozenset], audit) -> dict:
 
     table = pd.read_csv(repo / "data/split.csv")
     used = table[table["split"].isin(SPLITS)].reset_index(drop=True)
-    images = gather_rows(np.load(repo / "data/resized/images.npy", mmap_mode="r"),
-                         used["row"].to_numpy())  # fmt: skip
+    images = gather_rows(
+        np.load(repo / "data/resized/images.npy", mmap_mode="r"), used["row"].to_numpy()
+    )
     started = time.perf_counter()
     pairs = near_duplicate_pairs(
         images, audit.candidates, audit.min_correlation, audit.relative_distance
     )
     seconds = time.perf_counter() - started
     paths = used["path"].to_numpy()
-    found = {frozenset({paths[a], paths[b]})
-             for a, b in zip(pairs["first"], pairs["second"], strict=True)}  # fmt: skip
+    found = {
+        frozenset({paths[a], paths[b]})
+        for a, b in zip(pairs["first"], pairs["second"], strict=True)
+    }
     dropped = set(table.loc[table["split"] == "duplicate", "path"])
-    source_of = {path: next(iter(pair - {path})) for pair in planted for path in pair
-                 if "planted-" in path}  # fmt: skip
+    source_of = {
+        path: next(iter(pair - {path})) for pair in planted for path in pair if "planted-" in path
+    }
     caught = {pair for pair in planted if pair in found or pair & dropped}
     false = set()
     for pair in found - planted:
@@ -176,14 +193,15 @@ def duplicate_recovery(repo: Path, planted: set[frozenset], audit) -> dict:
 
     copies = set(source_of)
     return {
-        "planted": len(planted), "found": len(caught),
+        "planted": len(planted),
+        "found": len(caught),
         "dropped_as_exact_copies": len(copies & dropped),
         "recall": round(len(caught) / len(planted), 4),
         "recall_by_edit": {kind: recall_of(kind) for kind in EDITS},
         "false_pairs_with_a_copy": len(false),
         "other_pairs": len({pair for pair in found if not pair & copies}),
         "seconds": round(seconds, 1),
-    }  # fmt: skip
+    }
 
 
 def prepare(name: str, work: Path, seed: int) -> Path:
@@ -192,8 +210,9 @@ def prepare(name: str, work: Path, seed: int) -> Path:
     if name == "embedded":
         set_params(repo, base={"seed": seed})
     else:
-        dataset = next(d for d in [*datasets(), FASHION_600]
-                       if f"{d.name}-{d.variant.name}" == name)  # fmt: skip
+        dataset = next(
+            d for d in [*datasets(), FASHION_600] if f"{d.name}-{d.variant.name}" == name
+        )
         photos, _ = dataset.write(work / f"{name}-photos", dataset.variant)
         set_params(repo, base={"seed": seed}, data={"source": "folder", "folder": str(photos)})
     dvc("repro", "split", cwd=repo)
@@ -230,11 +249,13 @@ def label_rows(name: str, work: Path, seed: int, clean: Path) -> dict:
     repo = clone(work / f"{name}-b")
     row["noisy"] = run_pipeline(repo, noisy, seed, "evaluate", "audit")
     row["labels"] = label_recovery(repo, flipped)
-    suggestions = pd.read_csv(repo / "plots/audit/suggested_corrections.csv", dtype=str,
-                              keep_default_na=False)  # fmt: skip
+    suggestions = pd.read_csv(
+        repo / "plots/audit/suggested_corrections.csv", dtype=str, keep_default_na=False
+    )
     train = pd.read_csv(repo / "data/split.csv").query("split == 'train'")["path"]
-    suggestions[suggestions["path"].isin(set(train))].to_csv(repo / "data/corrections.csv",
-                                                              index=False)  # fmt: skip
+    suggestions[suggestions["path"].isin(set(train))].to_csv(
+        repo / "data/corrections.csv", index=False
+    )
     print(f"{name}: corrected ({len(suggestions)} suggestions, train ones applied)", flush=True)
     row["corrected"] = run_pipeline(repo, noisy, seed, "evaluate")
     cost = row["clean"]["accuracy"] - row["noisy"]["accuracy"]
@@ -258,7 +279,7 @@ def table(results: dict) -> str:
         "| dataset | flipped | flagged in train | precision | recall | clean | noisy | corrected "
         "| accuracy won back |",
         "|---|---|---|---|---|---|---|---|---|",
-    ]  # fmt: skip
+    ]
 
     def scores(run: dict) -> str:
         return f"{run['accuracy']:.4f} / {run['macro_f1']:.4f}"
@@ -274,16 +295,18 @@ def table(results: dict) -> str:
         )
     lines = header + (lines if labelled else [])
     lines += [
-        "", f"Near-duplicates: {PLANTED_PER_KIND} edited copies of test photos per edit put "
+        "",
+        f"Near-duplicates: {PLANTED_PER_KIND} edited copies of test photos per edit put "
         "into train; what the detector finds (each photo's nearest thumbnails, "
         "kept when their detail correlates far better than each photo with its ordinary "
         "neighbours). A copy that split already dropped as an exact duplicate counts as "
         "caught; a pair of a copy with a photo that the detector also pairs with its source "
-        "is no false pair (the data's own near-duplicates).", "",
+        "is no false pair (the data's own near-duplicates).",
+        "",
         "| dataset | planted | caught | recall | " + " | ".join(EDITS) + " | false pairs with "
         "a copy | the data's own pairs | seconds |",
         "|---|---|---|---|" + "---|" * len(EDITS) + "---|---|---|",
-    ]  # fmt: skip
+    ]
     for row in results["rows"]:
         found = row["duplicates"]
         kinds = " | ".join(f"{found['recall_by_edit'][kind]:.2f}" for kind in EDITS)
@@ -294,9 +317,14 @@ def table(results: dict) -> str:
         )
     if not labelled:
         return "\n".join(lines) + "\n"
-    lines += ["", "What the audit finds in each dataset as it ships (the clean run):", "",
-              "| dataset | images | suspect labels | near-duplicate pairs | across splits | "
-              "across classes | repro, seconds |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines += [
+        "",
+        "What the audit finds in each dataset as it ships (the clean run):",
+        "",
+        "| dataset | images | suspect labels | near-duplicate pairs | across splits | "
+        "across classes | repro, seconds |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in labelled:
         audit = row["clean"]["audit"]
         suspects, pairs = audit["suspect_labels"], audit["near_duplicates"]
@@ -311,9 +339,10 @@ def table(results: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--only", default="embedded,fashion-mnist-600,lookalikes-aligned",
+        "--only",
+        default="embedded,fashion-mnist-600,lookalikes-aligned",
         help="datasets: embedded and/or bench.real names (name-variant)",
-    )  # fmt: skip
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
         "--duplicates-only",

@@ -53,8 +53,12 @@ def main() -> None:
     processes = []
     for index in range(2):
         config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        env = {**os.environ, "TF_CONFIG": json.dumps(config), "CUDA_VISIBLE_DEVICES": "",
-               "TF_CPP_MIN_LOG_LEVEL": "3"}  # fmt: skip
+        env = {
+            **os.environ,
+            "TF_CONFIG": json.dumps(config),
+            "CUDA_VISIBLE_DEVICES": "",
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+        }
         processes.append(
             subprocess.Popen(
                 [sys.executable, "-c", WORKER],

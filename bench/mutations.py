@@ -20,8 +20,9 @@ from pathlib import Path
 from bench.workspace import ROOT, read_yaml
 
 LIST = ROOT / "bench" / "mutations.yaml"
-ANYWHERE = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache",
-                                  "*.egg-info")  # fmt: skip
+ANYWHERE = shutil.ignore_patterns(
+    ".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", "*.egg-info"
+)
 AT_THE_ROOT = {"data", "models", "dvc_plots"}  # the pipeline's outputs, not the package's data/
 
 
@@ -35,8 +36,10 @@ def apply(copy: Path, mutation: dict) -> None:
     text = path.read_text()
     count = text.count(mutation["old"])
     if count != 1:
-        raise SystemExit(f"{mutation['name']}: the text to replace occurs {count} times in "
-                         f"{mutation['file']}; make it unique")  # fmt: skip
+        raise SystemExit(
+            f"{mutation['name']}: the text to replace occurs {count} times in "
+            f"{mutation['file']}; make it unique"
+        )
     path.write_text(text.replace(mutation["old"], mutation["new"]))
 
 
@@ -49,8 +52,10 @@ def caught(mutation: dict, work: Path) -> tuple[bool, float]:
     started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *mutation["tests"]],
-        cwd=copy, capture_output=True, text=True,
-    )  # fmt: skip
+        cwd=copy,
+        capture_output=True,
+        text=True,
+    )
     return result.returncode != 0, time.perf_counter() - started
 
 
@@ -63,8 +68,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mutations-") as folder:
         for mutation in mutations:
             killed, seconds = caught(mutation, Path(folder))
-            print(f"{'caught  ' if killed else 'SURVIVED'} {mutation['name']} ({seconds:.0f} s)",
-                  flush=True)  # fmt: skip
+            print(
+                f"{'caught  ' if killed else 'SURVIVED'} {mutation['name']} ({seconds:.0f} s)",
+                flush=True,
+            )
             if not killed:
                 survivors.append(mutation["name"])
     print(

@@ -62,20 +62,29 @@ def train_peer(train, val, seconds: float, seed: int) -> tuple[keras.Model, dict
         .shuffle(len(train.labels), seed=seed)
         .repeat()
         .batch(BATCH_SIZE)
-        .map(lambda x, y: (augment(tf.cast(x, tf.float32), training=True), y),
-             num_parallel_calls=tf.data.AUTOTUNE)
+        .map(
+            lambda x, y: (augment(tf.cast(x, tf.float32), training=True), y),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
         .prefetch(tf.data.AUTOTUNE)
-    )  # fmt: skip
+    )
     model = small_xception(train.images.shape[1], train.num_classes)
-    model.compile(keras.optimizers.Adam(LEARNING_RATE), "sparse_categorical_crossentropy",
-                  metrics=["accuracy"])  # fmt: skip
+    model.compile(
+        keras.optimizers.Adam(LEARNING_RATE),
+        "sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     keeper = BestWeights()
     started = time.perf_counter()
     history = model.fit(
-        data, validation_data=(val.images, val.labels), steps_per_epoch=STEPS_PER_CHECK,
-        epochs=10_000, callbacks=[Deadline(seconds), keeper], verbose=0,
+        data,
+        validation_data=(val.images, val.labels),
+        steps_per_epoch=STEPS_PER_CHECK,
+        epochs=10_000,
+        callbacks=[Deadline(seconds), keeper],
+        verbose=0,
         shuffle=False,  # the dataset shuffles itself
-    )  # fmt: skip
+    )
     model.set_weights(keeper.weights)
     steps = len(history.history["loss"]) * STEPS_PER_CHECK
     return model, {

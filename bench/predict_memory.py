@@ -28,8 +28,16 @@ def make_model(folder: Path) -> Path:
 
     path = folder / "model.keras"
     build_model("separable_cnn", 120, 10).save(path)
-    write_card(path, ModelCard(model="separable_cnn", class_names=[f"c{i}" for i in range(10)],
-                               image_size=120, fit="squash", max_megapixels=50))  # fmt: skip
+    write_card(
+        path,
+        ModelCard(
+            model="separable_cnn",
+            class_names=[f"c{i}" for i in range(10)],
+            image_size=120,
+            fit="squash",
+            max_megapixels=50,
+        ),
+    )
     return path
 
 
@@ -48,19 +56,30 @@ def main() -> None:
         for count in COUNTS:
             photos = work / f"photos-{count}"
             make_photos(photos, count)
-            command = [sys.executable, "-m", "image_classifier.predict", str(photos),
-                       "--model", str(model), "--out", str(work / f"p{count}.csv")]  # fmt: skip
+            command = [
+                sys.executable,
+                "-m",
+                "image_classifier.predict",
+                str(photos),
+                "--model",
+                str(model),
+                "--out",
+                str(work / f"p{count}.csv"),
+            ]
             run = run_measured(command, work, env)
             rows.append((count, run.peak_bytes / 2**20, run.seconds))
             print(f"{count} photos: peak {rows[-1][1]:.0f} MiB, {run.seconds:.0f} s", flush=True)
     code = f"commit {args.commit}" if args.commit else "this checkout"
     lines = [
         f"predict, {code}, measured {time.strftime('%Y-%m-%d')} on {describe_machine()}; "
-        f"dense matmul {matmul_gflops():.0f} GFLOP/s.", "",
-        "| photos | peak memory | time |", "|---|---|---|",
+        f"dense matmul {matmul_gflops():.0f} GFLOP/s.",
+        "",
+        "| photos | peak memory | time |",
+        "|---|---|---|",
         *(f"| {count:,} | {peak:.0f} MiB | {seconds:.0f} s |" for count, peak, seconds in rows),
-        "", f"From {COUNTS[0]:,} to {COUNTS[1]:,} photos: {rows[1][1] - rows[0][1]:+.0f} MiB.",
-    ]  # fmt: skip
+        "",
+        f"From {COUNTS[0]:,} to {COUNTS[1]:,} photos: {rows[1][1] - rows[0][1]:+.0f} MiB.",
+    ]
     text = "\n".join(lines) + "\n"
     if args.commit:
         args.out = args.out.with_name(f"{args.out.stem}_before.md")

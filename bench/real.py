@@ -86,16 +86,31 @@ def peer_scores(repo: Path, seconds: float, seed: int, extra: Path | None) -> tu
     tests = {"test": (test.images, test.labels)}
     if extra:
         tests["balanced"] = balanced_test(extra, train.class_names, train.images.shape[1])
-    scores = {name: headline_scores(y, predict_classes(model, x), classes)
-              for name, (x, y) in tests.items()}  # fmt: skip
+    scores = {
+        name: headline_scores(y, predict_classes(model, x), classes)
+        for name, (x, y) in tests.items()
+    }
     return scores, details
 
 
-def run_row(dataset: Dataset, photos: Path, extra: Path | None, work: Path, seed: int,
-            overrides: dict, peer: bool) -> dict:  # fmt: skip
+def run_row(
+    dataset: Dataset,
+    photos: Path,
+    extra: Path | None,
+    work: Path,
+    seed: int,
+    overrides: dict,
+    peer: bool,
+) -> dict:
     repo = clone(work / f"clone-{dataset.key}-{seed}")
-    set_params(repo, **{**overrides, "base": {"seed": seed},
-                        "data": {"source": "folder", "folder": str(photos)}})  # fmt: skip
+    set_params(
+        repo,
+        **{
+            **overrides,
+            "base": {"seed": seed},
+            "data": {"source": "folder", "folder": str(photos)},
+        },
+    )
     started = time.perf_counter()
     dvc("repro", "evaluate", cwd=repo)
     repro_seconds = time.perf_counter() - started
@@ -106,16 +121,22 @@ def run_row(dataset: Dataset, photos: Path, extra: Path | None, work: Path, seed
     test = {name: {k: baselines[name][k] for k in PICK} for name in BASELINES}
     test["ours"] = {k: evaluation[k] for k in PICK}
     row = {
-        "dataset": dataset.name, "variant": dataset.variant.name, "seed": seed,
-        "notes": dataset.notes, "train_images": baselines["train_images"],
-        "test_images": baselines["test_images"], "train_seconds": training["seconds"],
-        "best_epoch": training["best_epoch"], "epochs": training["epochs_run"],
+        "dataset": dataset.name,
+        "variant": dataset.variant.name,
+        "seed": seed,
+        "notes": dataset.notes,
+        "train_images": baselines["train_images"],
+        "test_images": baselines["test_images"],
+        "train_seconds": training["seconds"],
+        "best_epoch": training["best_epoch"],
+        "epochs": training["epochs_run"],
         "repro_seconds": round(repro_seconds, 1),
         "baseline_pixels": {name: baselines[name]["pixels"] for name in BASELINES[1:]},
         "baseline_seconds": round(sum(baselines[name]["seconds"] for name in BASELINES), 1),
-        "calibration": evaluation["calibration"], "unsure": evaluation["unsure"],
+        "calibration": evaluation["calibration"],
+        "unsure": evaluation["unsure"],
         "tests": {"stratified" if extra else "test": test},
-    }  # fmt: skip
+    }
     if extra:
         monitor = training["monitor"]
         row["tests"]["balanced"] = balanced_scores(repo, extra, seed, monitor)
@@ -183,41 +204,74 @@ def table(results: dict) -> str:
         spread = f" ± {value['sd']:.3f}" if entry["seeds"] > 1 else ""
         return f"{value['mean']:+.3f}{spread} ({LABELS[value['over']]})"
 
-    overview = pd.DataFrame([
-        {"dataset": f"{e['dataset']} {e['variant']}", "test split": e["test"],
-         "seeds": e["seeds"], "train photos": e["train_images"],
-         **{LABELS[m]: cell(e, m) for m in shown},
-         "ours - best baseline, accuracy": margin(e, "accuracy"),
-         "ours - best baseline, macro F1": margin(e, "macro_f1"),
-         "ours: train time": f"{e['train_seconds']:.0f} s"}
-        for e in entries
-    ])  # fmt: skip
-    per_seed = pd.DataFrame([
-        {"dataset": f"{row['dataset']} {row['variant']}", "seed": row["seed"], "test split": test,
-         **{LABELS[m]: (f"{scores[m]['accuracy']:.3f} / {scores[m]['macro_f1']:.3f}"
-                        if m in scores else "-") for m in shown},
-         "baselines' pixels (LR, GB)": "{logistic_regression}, {gradient_boosting}".format(
-             **row["baseline_pixels"]),
-         "ours: best epoch": f"{row['best_epoch']} of {row['epochs']}",
-         "ours: train time": f"{row['train_seconds']:.0f} s"}
-        for row in results["rows"] for test, scores in row["tests"].items()
-    ])  # fmt: skip
-    return "\n".join([
-        Results.heading(results), "",
-        "Accuracy / macro F1 on the test split, mean (± sd) over the seeds. The margin is ours "
-        "minus the best baseline in each score (by mean), ± the sd over the seeds of ours "
-        "minus that seed's best baseline.", "",
-        overview.to_markdown(index=False), "", "Per seed (accuracy / macro F1):", "",
-        per_seed.to_markdown(index=False), "",
-    ])  # fmt: skip
+    overview = pd.DataFrame(
+        [
+            {
+                "dataset": f"{e['dataset']} {e['variant']}",
+                "test split": e["test"],
+                "seeds": e["seeds"],
+                "train photos": e["train_images"],
+                **{LABELS[m]: cell(e, m) for m in shown},
+                "ours - best baseline, accuracy": margin(e, "accuracy"),
+                "ours - best baseline, macro F1": margin(e, "macro_f1"),
+                "ours: train time": f"{e['train_seconds']:.0f} s",
+            }
+            for e in entries
+        ]
+    )
+    per_seed = pd.DataFrame(
+        [
+            {
+                "dataset": f"{row['dataset']} {row['variant']}",
+                "seed": row["seed"],
+                "test split": test,
+                **{
+                    LABELS[m]: (
+                        f"{scores[m]['accuracy']:.3f} / {scores[m]['macro_f1']:.3f}"
+                        if m in scores
+                        else "-"
+                    )
+                    for m in shown
+                },
+                "baselines' pixels (LR, GB)": "{logistic_regression}, {gradient_boosting}".format(
+                    **row["baseline_pixels"]
+                ),
+                "ours: best epoch": f"{row['best_epoch']} of {row['epochs']}",
+                "ours: train time": f"{row['train_seconds']:.0f} s",
+            }
+            for row in results["rows"]
+            for test, scores in row["tests"].items()
+        ]
+    )
+    return "\n".join(
+        [
+            Results.heading(results),
+            "",
+            "Accuracy / macro F1 on the test split, mean (± sd) over the seeds. The margin is ours "
+            "minus the best baseline in each score (by mean), ± the sd over the seeds of ours "
+            "minus that seed's best baseline.",
+            "",
+            overview.to_markdown(index=False),
+            "",
+            "Per seed (accuracy / macro F1):",
+            "",
+            per_seed.to_markdown(index=False),
+            "",
+        ]
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="only rows whose 'name-variant' contains one of these (a,b)")
     parser.add_argument("--seeds", default="42", help="comma-separated base.seed values")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="a param other than the committed one, for every row")  # fmt: skip
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="a param other than the committed one, for every row",
+    )
     parser.add_argument("--peer", action="store_true", help="also the Keras example (first seed)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench")
     parser.add_argument("--name", default="real_results", help="file name of the results")
@@ -231,21 +285,31 @@ def main() -> None:
     args = parser.parse_args()
     results = Results(args.out, args.name, table)
     if args.combine:
-        results.write(combine([json.loads(p.read_text()) for p in args.combine],
-                              replace_by=("dataset", "variant", "seed")))  # fmt: skip
+        results.write(
+            combine(
+                [json.loads(p.read_text()) for p in args.combine],
+                replace_by=("dataset", "variant", "seed"),
+            )
+        )
         return
     seeds = [int(seed) for seed in args.seeds.split(",")]
     overrides = parse_overrides(args.set)
-    chosen = [d for d in datasets()
-              if not args.only or any(part in d.key for part in args.only.split(","))]  # fmt: skip
+    chosen = [
+        d
+        for d in datasets()
+        if not args.only or any(part in d.key for part in args.only.split(","))
+    ]
     with results.run(seeds=args.seeds, variant=", ".join(args.set)) as (record, work):
         for dataset in chosen:
             print(f"{dataset.key}: writing photos ({dataset.notes})", flush=True)
             photos, extra = dataset.write(work / dataset.key, dataset.variant)
             for index, seed in enumerate(seeds):
                 print(f"{dataset.key}: dvc repro evaluate, seed {seed}", flush=True)
-                record(run_row(dataset, photos, extra, work, seed, overrides,
-                               peer=args.peer and index == 0))  # fmt: skip
+                record(
+                    run_row(
+                        dataset, photos, extra, work, seed, overrides, peer=args.peer and index == 0
+                    )
+                )
 
 
 if __name__ == "__main__":

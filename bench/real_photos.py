@@ -43,12 +43,27 @@ from PIL import Image
 
 FASHION_FOLDER = Path("/usr/share/datasets/fashion-mnist")
 FASHION_CLASSES = (
-    "tshirt", "trouser", "pullover", "dress", "coat",
-    "sandal", "shirt", "sneaker", "bag", "ankle_boot",
-)  # fmt: skip
+    "tshirt",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle_boot",
+)
 TEXTURE_SOURCES = (
-    "brick", "grass", "gravel", "coffee", "chelsea", "rocket", "astronaut", "hubble_deep_field",
-)  # fmt: skip
+    "brick",
+    "grass",
+    "gravel",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "astronaut",
+    "hubble_deep_field",
+)
 TEST_REGION = 0.3  # the bottom share of each texture photo that only test crops come from
 
 
@@ -192,15 +207,24 @@ DEFECT_SIDE = 300
 # Per grade: cracks (count range), crack length and darkness (ranges, px and grey levels),
 # dark patch probability and radius range. Neighbouring grades overlap.
 SEVERITY = {
-    "intact": dict(cracks=(0, 0), length=(0, 0), darkness=(0, 0), width=(1, 1), patch=0.0,
-                   radius=(0, 0)),
-    "minor": dict(cracks=(1, 1), length=(30, 90), darkness=(30, 60), width=(1, 2), patch=0.0,
-                  radius=(0, 0)),
-    "moderate": dict(cracks=(1, 2), length=(60, 160), darkness=(45, 80), width=(2, 2),
-                     patch=0.3, radius=(6, 14)),
-    "defective": dict(cracks=(1, 4), length=(90, 260), darkness=(60, 110), width=(2, 3),
-                      patch=0.7, radius=(10, 45)),
-}  # fmt: skip
+    "intact": dict(
+        cracks=(0, 0), length=(0, 0), darkness=(0, 0), width=(1, 1), patch=0.0, radius=(0, 0)
+    ),
+    "minor": dict(
+        cracks=(1, 1), length=(30, 90), darkness=(30, 60), width=(1, 2), patch=0.0, radius=(0, 0)
+    ),
+    "moderate": dict(
+        cracks=(1, 2), length=(60, 160), darkness=(45, 80), width=(2, 2), patch=0.3, radius=(6, 14)
+    ),
+    "defective": dict(
+        cracks=(1, 4),
+        length=(90, 260),
+        darkness=(60, 110),
+        width=(2, 3),
+        patch=0.7,
+        radius=(10, 45),
+    ),
+}
 
 
 def defect_photo(surfaces: dict[str, np.ndarray], grade: str, rng) -> np.ndarray:
@@ -277,8 +301,11 @@ def write_held_out(dataset: "Dataset", photos: Path, target: Path, total: int, s
     if dataset.write not in (write_fashion, write_lookalikes):
         return None
     images, labels = fashion_mnist()
-    used = {int(path.stem) for folder in (photos, photos.with_name(f"{photos.name}-balanced-test"))
-            for path in folder.rglob("*.png")}  # fmt: skip
+    used = {
+        int(path.stem)
+        for folder in (photos, photos.with_name(f"{photos.name}-balanced-test"))
+        for path in folder.rglob("*.png")
+    }
     rng = np.random.default_rng(seed)
     classes = {path.parent.name for path in photos.rglob("*.png")}
     # Each class's share as in the set's test split: largest first, as write_fashion ranks them.
@@ -306,8 +333,20 @@ def elpv_data(cache: Path = ELPV_CACHE) -> Path:
     if (data / "labels.csv").exists():
         return data
     cache.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                    ELPV_WHEEL, "-d", str(cache)], check=True)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            ELPV_WHEEL,
+            "-d",
+            str(cache),
+        ],
+        check=True,
+    )
     wheel = next(cache.glob("elpv_dataset-*.whl"))
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(cache, [n for n in archive.namelist() if n.startswith("elpv_dataset/")])
@@ -336,8 +375,9 @@ def write_clipart(root: Path, variant: Variant, seed: int = 0):
     """<class>/<n>_<name>.png: every PNG under the category folder (subfolders included), as
     Debian ships it: exact copies and all, as a user's folder would hold them."""
     if not CLIPART_FOLDER.is_dir():
-        raise SystemExit(f"clip art not found in {CLIPART_FOLDER}: sudo apt-get install "
-                         "openclipart-png")  # fmt: skip
+        raise SystemExit(
+            f"clip art not found in {CLIPART_FOLDER}: sudo apt-get install openclipart-png"
+        )
     for name in CLIPART_CLASSES:
         for number, path in enumerate(sorted((CLIPART_FOLDER / name).rglob("*.png"))):
             target = root / name / f"{number:04d}_{path.name}"
@@ -363,37 +403,79 @@ def datasets() -> list[Dataset]:
     fashion_tail, texture_tail = long_tail(6000, fashion), long_tail(500, textures)
     aligned = shares(ALIGNED_TOTAL, DEFECT_SHARES)
     return [
-        Dataset("elpv", Variant("4-class", [1508, 715, 295, 106]), write_elpv,
-                "2,624 solar cells, functional / defective / mild / moderate at 57 / 27 / 11 "
-                "/ 4 %; the pipeline's own split"),
-        Dataset("elpv", Variant("2-class", [1803, 821]), write_elpv,
-                "2,624 solar cells, functional (p < 0.5) / defective at 69 / 31 %; the "
-                "pipeline's own split"),
-        Dataset("clipart", Variant("unaligned", [400, 369, 366, 316, 149, 95]), write_clipart,
-                "1,695 drawings (192 exact copies) of 6 subjects at 24 / 22 / 22 / 19 / 9 / 6 "
-                "%; the pipeline's own split"),
-        Dataset("fashion-mnist", Variant("balanced", [2400] * fashion, [300] * fashion),
-                write_fashion, "2,400 train photos per class (20,400 after val), 300 test"),
+        Dataset(
+            "elpv",
+            Variant("4-class", [1508, 715, 295, 106]),
+            write_elpv,
+            "2,624 solar cells, functional / defective / mild / moderate at 57 / 27 / 11 "
+            "/ 4 %; the pipeline's own split",
+        ),
+        Dataset(
+            "elpv",
+            Variant("2-class", [1803, 821]),
+            write_elpv,
+            "2,624 solar cells, functional (p < 0.5) / defective at 69 / 31 %; the "
+            "pipeline's own split",
+        ),
+        Dataset(
+            "clipart",
+            Variant("unaligned", [400, 369, 366, 316, 149, 95]),
+            write_clipart,
+            "1,695 drawings (192 exact copies) of 6 subjects at 24 / 22 / 22 / 19 / 9 / 6 "
+            "%; the pipeline's own split",
+        ),
+        Dataset(
+            "fashion-mnist",
+            Variant("balanced", [2400] * fashion, [300] * fashion),
+            write_fashion,
+            "2,400 train photos per class (20,400 after val), 300 test",
+        ),
         # The head class at its full size, the others shrinking to 1/10 (as in CIFAR-10-LT);
         # the test split has the train prior, a balanced test set is scored beside it.
-        Dataset("fashion-mnist", Variant("long-tailed", fashion_tail,
-                                         with_prior(fashion_tail, 1500), balanced_test=100),
-                write_fashion, "6,000 down to 600 train photos per class (10:1); 1,500 test "
-                "with the train prior, and 100 per class balanced"),
-        Dataset("fashion-mnist", Variant("small", [50] * fashion, [100] * fashion),
-                write_fashion, "50 train photos per class (42 after val), 100 test"),
-        Dataset("textures", Variant("balanced", [500] * textures, [100] * textures),
-                write_textures, "500 train crops per class, 100 test crops from unseen rows"),
-        Dataset("textures", Variant("long-tailed", texture_tail,
-                                    with_prior(texture_tail, 800), balanced_test=100),
-                write_textures, "500 down to 50 train crops per class (10:1); 800 test with "
-                "the train prior, and 100 per class balanced"),
-        Dataset("textures", Variant("small", [50] * textures, [100] * textures),
-                write_textures, "50 train crops per class (42 after val), 100 test"),
-        Dataset("lookalikes", Variant("aligned", aligned), write_lookalikes,
-                "T-shirt / pullover / shirt / coat at 57 / 27 / 11 / 4 %, 2,624 in all; "
-                "the pipeline's own split"),
-        Dataset("defects", Variant("aligned", aligned), write_defects,
-                "300x300 parts, intact / defective / minor / moderate at 57 / 27 / 11 / 4 %, "
-                "2,624 in all; the pipeline's own split"),
-    ]  # fmt: skip
+        Dataset(
+            "fashion-mnist",
+            Variant("long-tailed", fashion_tail, with_prior(fashion_tail, 1500), balanced_test=100),
+            write_fashion,
+            "6,000 down to 600 train photos per class (10:1); 1,500 test "
+            "with the train prior, and 100 per class balanced",
+        ),
+        Dataset(
+            "fashion-mnist",
+            Variant("small", [50] * fashion, [100] * fashion),
+            write_fashion,
+            "50 train photos per class (42 after val), 100 test",
+        ),
+        Dataset(
+            "textures",
+            Variant("balanced", [500] * textures, [100] * textures),
+            write_textures,
+            "500 train crops per class, 100 test crops from unseen rows",
+        ),
+        Dataset(
+            "textures",
+            Variant("long-tailed", texture_tail, with_prior(texture_tail, 800), balanced_test=100),
+            write_textures,
+            "500 down to 50 train crops per class (10:1); 800 test with "
+            "the train prior, and 100 per class balanced",
+        ),
+        Dataset(
+            "textures",
+            Variant("small", [50] * textures, [100] * textures),
+            write_textures,
+            "50 train crops per class (42 after val), 100 test",
+        ),
+        Dataset(
+            "lookalikes",
+            Variant("aligned", aligned),
+            write_lookalikes,
+            "T-shirt / pullover / shirt / coat at 57 / 27 / 11 / 4 %, 2,624 in all; "
+            "the pipeline's own split",
+        ),
+        Dataset(
+            "defects",
+            Variant("aligned", aligned),
+            write_defects,
+            "300x300 parts, intact / defective / minor / moderate at 57 / 27 / 11 / 4 %, "
+            "2,624 in all; the pipeline's own split",
+        ),
+    ]

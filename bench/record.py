@@ -21,8 +21,12 @@ from bench.workspace import ROOT
 
 
 def git_commit() -> str:
-    return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    return subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, dict]:
@@ -45,11 +49,14 @@ class Results:
     def heading(results: dict) -> str:
         """Where, when and on what code: absolute times mean something only beside the
         machine's matmul speed (machines here differ by 2x or more)."""
-        extra = "".join(f"; {key} {results[key]}" for key in ("seeds", "variant")
-                        if results.get(key))  # fmt: skip
-        return (f"Commit {results['commit']}, measured {results['date']} on {results['machine']}; "
-                f"dense matmul {results['matmul_gflops']:.0f} GFLOP/s; "
-                f"{results['minutes']:.0f} min in all{extra}.")  # fmt: skip
+        extra = "".join(
+            f"; {key} {results[key]}" for key in ("seeds", "variant") if results.get(key)
+        )
+        return (
+            f"Commit {results['commit']}, measured {results['date']} on {results['machine']}; "
+            f"dense matmul {results['matmul_gflops']:.0f} GFLOP/s; "
+            f"{results['minutes']:.0f} min in all{extra}."
+        )
 
     def write(self, results: dict) -> None:
         self.json.parent.mkdir(parents=True, exist_ok=True)
@@ -61,9 +68,15 @@ class Results:
     def run(self, **about) -> Iterator[tuple[Callable[[dict], None], Path]]:
         """(record, work folder): record(row) appends a row and writes both files."""
         started = time.perf_counter()
-        results = {"date": time.strftime("%Y-%m-%d"), "machine": describe_machine(),
-                   "matmul_gflops": matmul_gflops(), "commit": git_commit(), **about,
-                   "minutes": 0.0, "rows": []}  # fmt: skip
+        results = {
+            "date": time.strftime("%Y-%m-%d"),
+            "machine": describe_machine(),
+            "matmul_gflops": matmul_gflops(),
+            "commit": git_commit(),
+            **about,
+            "minutes": 0.0,
+            "rows": [],
+        }
 
         def record(row: dict) -> None:
             print(json.dumps(row), flush=True)
@@ -92,8 +105,12 @@ def combine(runs: list[dict], replace_by: tuple[str, ...] = ()) -> dict:
                 rows = [kept for kept in rows if [kept[name] for name in replace_by] != key]
             rows.append(row)
     return {
-        "date": joined("date"), "machine": joined("machine"), "commit": joined("commit"),
+        "date": joined("date"),
+        "machine": joined("machine"),
+        "commit": joined("commit"),
         "matmul_gflops": min(run["matmul_gflops"] for run in runs),
-        "minutes": sum(run["minutes"] for run in runs), "seeds": joined("seeds"),
-        "variant": joined("variant"), "rows": rows,
-    }  # fmt: skip
+        "minutes": sum(run["minutes"] for run in runs),
+        "seeds": joined("seeds"),
+        "variant": joined("variant"),
+        "rows": rows,
+    }

@@ -37,10 +37,13 @@ def kill_after(repo: Path, epochs_done: int) -> float:
     `epochs_done` epochs; the seconds it ran."""
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "dvc", "repro", "--force", "train"], cwd=repo,
-        env=command_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "dvc", "repro", "--force", "train"],
+        cwd=repo,
+        env=command_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
-    )  # fmt: skip
+    )
     while process.poll() is None:
         states = list((repo / BACKUP).glob("*/state.json"))
         if states and json.loads(states[0].read_text())["epochs_done"] >= epochs_done:
@@ -72,17 +75,25 @@ def main() -> None:
         np.array_equal(a, b) for a, b in zip(reference, resumed, strict=True)
     )
     line = next((x for x in log.splitlines() if "resuming from epoch" in x), "no resume line")
-    report = "\n".join([
-        f"Measured {time.strftime('%Y-%m-%d')} on {describe_machine()}; "
-        f"dense matmul {gflops:.0f} GFLOP/s.", "",
-        "| figure | value |", "|---|---|",
-        f"| `dvc repro train`, uninterrupted | {full:.0f} s ({epochs} epochs) |",
-        f"| killed after {epochs // 2} epochs were backed up | at {killed_after:.0f} s |",
-        f"| `dvc repro train` after the kill | {rerun:.0f} s ({rerun / full:.0%} of the "
-        f"uninterrupted run) |",
-        f"| its log | `{line.strip()}` |",
-        f"| the two models, weight by weight | {'identical' if same else '**different**'} |",
-    ]) + "\n"  # fmt: skip
+    report = (
+        "\n".join(
+            [
+                f"Measured {time.strftime('%Y-%m-%d')} on {describe_machine()}; "
+                f"dense matmul {gflops:.0f} GFLOP/s.",
+                "",
+                "| figure | value |",
+                "|---|---|",
+                f"| `dvc repro train`, uninterrupted | {full:.0f} s ({epochs} epochs) |",
+                f"| killed after {epochs // 2} epochs were backed up | at {killed_after:.0f} s |",
+                f"| `dvc repro train` after the kill | {rerun:.0f} s ({rerun / full:.0%} of the "
+                f"uninterrupted run) |",
+                f"| its log | `{line.strip()}` |",
+                "| the two models, weight by weight | "
+                + ("identical |" if same else "**different** |"),
+            ]
+        )
+        + "\n"
+    )
     (ROOT / "bench" / "resume.md").write_text(report)
     print(report)
     sys.exit(0 if same else 1)

@@ -68,8 +68,17 @@ def bench_resize(work: Path, count: int) -> dict:
     started = time.perf_counter()
     naive_resize(paths, work / "naive", 120)
     baseline = time.perf_counter() - started
-    command = [sys.executable, "-m", "stages.resize", "--raw", "raw", "--out", "resized",
-               "--metrics", "resize.json"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "stages.resize",
+        "--raw",
+        "raw",
+        "--out",
+        "resized",
+        "--metrics",
+        "resize.json",
+    ]
     started = time.perf_counter()
     subprocess.run(command, cwd=work, env=command_env(), check=True, capture_output=True)
     ours = time.perf_counter() - started
@@ -171,8 +180,14 @@ def bench_feed(data: Path, epochs: int = 4) -> dict:
     val = load_subset(data / "resized", data / "split.csv", "val")
     steps = steps_per_epoch(params, len(train.labels))
 
-    model = build_model(params.model, train.images.shape[1], train.num_classes,
-                        filters=params.filters, dropout=params.dropout, l2=params.l2)  # fmt: skip
+    model = build_model(
+        params.model,
+        train.images.shape[1],
+        train.num_classes,
+        filters=params.filters,
+        dropout=params.dropout,
+        l2=params.l2,
+    )
     compile_model(model, params, params.learning_rate, steps * epochs, devices)
     batch = (train.images[: params.batch_size], train.labels[: params.batch_size])
     in_memory = tf.data.Dataset.from_tensors(batch).repeat()
@@ -309,18 +324,40 @@ def bench_memory(work: Path, count: int) -> dict:
     space = work / "big"
     space.mkdir()
     set_params(
-        space, source=ROOT / "params.yaml", data={"source": "folder", "folder": str(photos)},
+        space,
+        source=ROOT / "params.yaml",
+        data={"source": "folder", "folder": str(photos)},
         train={"epochs": 1, "early_stopping_patience": 0},
-    )  # fmt: skip
+    )
     env, python = command_env(), sys.executable
     commands = {
         "download": ["--out", "data/raw"],
         "resize": ["--raw", "data/raw", "--out", "data/resized", "--metrics", "m/resize.json"],
-        "split": ["--resized", "data/resized", "--out", "data/split.csv",
-                  "--metrics", "m/split.json", "--plot", "m/split.png"],
-        "train": ["--resized", "data/resized", "--split", "data/split.csv", "--model", "m/model.keras",
-                  "--live", "m/live", "--metrics", "m/train.json", "--backup", "m/backup"],
-    }  # fmt: skip
+        "split": [
+            "--resized",
+            "data/resized",
+            "--out",
+            "data/split.csv",
+            "--metrics",
+            "m/split.json",
+            "--plot",
+            "m/split.png",
+        ],
+        "train": [
+            "--resized",
+            "data/resized",
+            "--split",
+            "data/split.csv",
+            "--model",
+            "m/model.keras",
+            "--live",
+            "m/live",
+            "--metrics",
+            "m/train.json",
+            "--backup",
+            "m/backup",
+        ],
+    }
     result = {}
     for stage, arguments in commands.items():
         run = run_measured([python, "-m", f"stages.{stage}", *arguments], space, env)
@@ -364,45 +401,96 @@ def table(results: dict) -> str:
     )
     gib = 2**30
     rows = [
-        ("1. resize, ~300x250 JPEG -> 120x120 (images/s)",
-         f"{resize['ours_images_per_second']:.0f}", f"{resize['baseline_images_per_second']:.0f} (one-process PIL loop)",
-         f"{resize['speedup']:.1f}x", ">= 3x", resize["speedup"] >= 3, gflops),
-        ("2a. whole default pipeline from scratch",
-         f"{dvc['full_seconds'] / 60:.1f} min: {stages}", "target 10 min",
-         f"{dvc['full_seconds'] / 600:.0%} of target", "< 10 min", dvc["full_seconds"] < 600, gflops),
-        ("2b. `dvc repro` with nothing to do",
-         f"{dvc['noop_seconds']:.2f} s", "target 3 s", f"{dvc['noop_seconds'] / 3:.0%} of target",
-         "< 3 s", dvc["noop_seconds"] < 3, gflops),
-        ("3a. feed efficiency: train stage's fit vs the model alone (images/s, epochs 2-4; "
-         "the stage's first epoch, tracing included: "
-         f"{feed['first_epoch_images_per_second']:.0f})",
-         f"{feed['train_images_per_second']:.0f}",
-         f"{feed['model_alone_images_per_second']:.0f} (one batch in memory, repeated)",
-         f"{efficiency:.2f}", ">= 0.85", efficiency >= 0.85, gflops),
-        (f"3b. CPU cores busy during the train stage's epochs 2-4 (of {feed['cores']})",
-         f"{feed['train_cores']:.3f}", f"{feed['model_alone_cores']:.3f} (the model alone)",
-         f"{feed['train_cores'] / feed['cores']:.0%} of the cores", ">= 1.8", feed["train_cores"] >= 1.8, ""),
-        ("3c. the same fit with augmentation off: the input pipeline alone (images/s; "
-         f"augmentation costs {augmentation_ms:.0f} core-ms per batch of {feed['batch_size']})",
-         f"{feed['unaugmented_images_per_second']:.0f}",
-         f"{feed['model_alone_images_per_second']:.0f} (the model alone, as in 3a)",
-         f"{unaugmented:.2f}", "", None, gflops),
-        ("4. training time to 0.95 val accuracy", ours_time,
-         f"{base_time} (files decoded per epoch, full-res Conv2D)",
-         f"{training['speedup_bound'].replace('=', '')}{training['speedup']:.1f}x less time", ">= 6x",
-         training["speedup"] >= 6, gflops),
-        ("5. training step GFLOP/s vs dense matmul GFLOP/s",
-         f"{flops['training_gflops']:.1f}", f"{results['matmul_gflops']:.1f} (tf.matmul 2048x2048)",
-         f"{flops['training_gflops'] / results['matmul_gflops']:.1%} of matmul", "", None, gflops),
-    ]  # fmt: skip
+        (
+            "1. resize, ~300x250 JPEG -> 120x120 (images/s)",
+            f"{resize['ours_images_per_second']:.0f}",
+            f"{resize['baseline_images_per_second']:.0f} (one-process PIL loop)",
+            f"{resize['speedup']:.1f}x",
+            ">= 3x",
+            resize["speedup"] >= 3,
+            gflops,
+        ),
+        (
+            "2a. whole default pipeline from scratch",
+            f"{dvc['full_seconds'] / 60:.1f} min: {stages}",
+            "target 10 min",
+            f"{dvc['full_seconds'] / 600:.0%} of target",
+            "< 10 min",
+            dvc["full_seconds"] < 600,
+            gflops,
+        ),
+        (
+            "2b. `dvc repro` with nothing to do",
+            f"{dvc['noop_seconds']:.2f} s",
+            "target 3 s",
+            f"{dvc['noop_seconds'] / 3:.0%} of target",
+            "< 3 s",
+            dvc["noop_seconds"] < 3,
+            gflops,
+        ),
+        (
+            "3a. feed efficiency: train stage's fit vs the model alone (images/s, epochs 2-4; "
+            "the stage's first epoch, tracing included: "
+            f"{feed['first_epoch_images_per_second']:.0f})",
+            f"{feed['train_images_per_second']:.0f}",
+            f"{feed['model_alone_images_per_second']:.0f} (one batch in memory, repeated)",
+            f"{efficiency:.2f}",
+            ">= 0.85",
+            efficiency >= 0.85,
+            gflops,
+        ),
+        (
+            f"3b. CPU cores busy during the train stage's epochs 2-4 (of {feed['cores']})",
+            f"{feed['train_cores']:.3f}",
+            f"{feed['model_alone_cores']:.3f} (the model alone)",
+            f"{feed['train_cores'] / feed['cores']:.0%} of the cores",
+            ">= 1.8",
+            feed["train_cores"] >= 1.8,
+            "",
+        ),
+        (
+            "3c. the same fit with augmentation off: the input pipeline alone (images/s; "
+            f"augmentation costs {augmentation_ms:.0f} core-ms per batch of {feed['batch_size']})",
+            f"{feed['unaugmented_images_per_second']:.0f}",
+            f"{feed['model_alone_images_per_second']:.0f} (the model alone, as in 3a)",
+            f"{unaugmented:.2f}",
+            "",
+            None,
+            gflops,
+        ),
+        (
+            "4. training time to 0.95 val accuracy",
+            ours_time,
+            f"{base_time} (files decoded per epoch, full-res Conv2D)",
+            f"{training['speedup_bound'].replace('=', '')}{training['speedup']:.1f}x less time",
+            ">= 6x",
+            training["speedup"] >= 6,
+            gflops,
+        ),
+        (
+            "5. training step GFLOP/s vs dense matmul GFLOP/s",
+            f"{flops['training_gflops']:.1f}",
+            f"{results['matmul_gflops']:.1f} (tf.matmul 2048x2048)",
+            f"{flops['training_gflops'] / results['matmul_gflops']:.1%} of matmul",
+            "",
+            None,
+            gflops,
+        ),
+    ]
     for stage in ("resize", "split", "train"):
         peak = memory[stage]["peak_bytes"]
         label = "one training epoch" if stage == "train" else stage
-        rows.append((
-            f"6. peak memory, {label}, {memory['images']} photos",
-            f"{peak / gib:.2f} GiB", "target 4 GiB", f"{peak / (4 * gib):.0%} of target",
-            "< 4 GiB", peak < 4 * gib, "",
-        ))  # fmt: skip
+        rows.append(
+            (
+                f"6. peak memory, {label}, {memory['images']} photos",
+                f"{peak / gib:.2f} GiB",
+                "target 4 GiB",
+                f"{peak / (4 * gib):.0%} of target",
+                "< 4 GiB",
+                peak < 4 * gib,
+                "",
+            )
+        )
     lines = [
         f"Measured {results['date']} on {results['machine']}; dense matmul {gflops} GFLOP/s; "
         f"{results['minutes']:.1f} min in all.",

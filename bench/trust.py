@@ -60,8 +60,21 @@ def other_photos(target: Path, dataset: str, seed: int = 0) -> Path:
         Image.fromarray(np.asarray(images[index]).squeeze().astype(np.uint8)).save(
             target / f"other-{index}.png"
         )
-    photos = ["astronaut", "coffee", "chelsea", "rocket", "camera", "moon", "page", "horse",
-              "clock", "coins", "immunohistochemistry", "retina", "hubble_deep_field"]  # fmt: skip
+    photos = [
+        "astronaut",
+        "coffee",
+        "chelsea",
+        "rocket",
+        "camera",
+        "moon",
+        "page",
+        "horse",
+        "clock",
+        "coins",
+        "immunohistochemistry",
+        "retina",
+        "hubble_deep_field",
+    ]
     for name in photos:
         picture = getattr(data, name)()
         if picture.dtype != np.uint8:
@@ -81,8 +94,7 @@ def ece_noise_floor(confidence: np.ndarray, draws: int = 200) -> float:
     from image_classifier.model.calibration import binned
 
     rng = np.random.default_rng(0)
-    eces = [binned(confidence, rng.random(len(confidence)) < confidence).ece
-            for _ in range(draws)]  # fmt: skip
+    eces = [binned(confidence, rng.random(len(confidence)) < confidence).ece for _ in range(draws)]
     return round(float(np.mean(eces)), 4)
 
 
@@ -97,13 +109,18 @@ def held_out_calibration(repo: Path, photos: Path) -> dict:
     card, model = read_card(model_path), load_trained_model(model_path)
     paths = sorted(photos.rglob("*.png"))
     labels = np.array([card.class_names.index(path.parent.name) for path in paths])
-    images = np.stack([load_image(path, card.image_size, card.fit, card.max_pixels)
-                       for path in paths])  # fmt: skip
+    images = np.stack(
+        [load_image(path, card.image_size, card.fit, card.max_pixels) for path in paths]
+    )
     logits = np.asarray(model.predict(images, batch_size=256, verbose=0), np.float64)
     metrics, _ = calibration_report(logits, labels, card.temperature, card.unsure_below)
     confidence = softmax(logits, axis=1).max(axis=1)
-    return {"images": len(paths), "accuracy": round(float((logits.argmax(1) == labels).mean()), 4),
-            **metrics, "ece_noise_floor": ece_noise_floor(confidence)}  # fmt: skip
+    return {
+        "images": len(paths),
+        "accuracy": round(float((logits.argmax(1) == labels).mean()), 4),
+        **metrics,
+        "ece_noise_floor": ece_noise_floor(confidence),
+    }
 
 
 def predict_unsure(repo: Path, photos: Path) -> dict:
@@ -111,8 +128,12 @@ def predict_unsure(repo: Path, photos: Path) -> dict:
     out = repo / "other-predictions.csv"
     subprocess.run(
         [sys.executable, "-m", "image_classifier.predict", str(photos), "--out", str(out)],
-        cwd=repo, env=command_env(), check=True, capture_output=True, text=True,
-    )  # fmt: skip
+        cwd=repo,
+        env=command_env(),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     table = pd.read_csv(out, keep_default_na=False)
     table = table[table["reason"] == ""]
     photos_only = table[table["path"].str.contains("photo-")]
@@ -131,12 +152,25 @@ def compare_with_the_sweeps_best(repo: Path) -> dict:
     best = json.loads((repo / "metrics/sweep.json").read_text())["best"]
     for key, value in (("user.name", "bench"), ("user.email", "bench@example.com")):
         subprocess.run(["git", "config", key, value], cwd=repo, check=True)
-    dvc("exp", "run", "-n", "sweep-best", "-S", f"train.learning_rate={best['learning_rate']}",
-        "-S", f"train.batch_size={best['batch_size']}", cwd=repo)  # fmt: skip
+    dvc(
+        "exp",
+        "run",
+        "-n",
+        "sweep-best",
+        "-S",
+        f"train.learning_rate={best['learning_rate']}",
+        "-S",
+        f"train.batch_size={best['batch_size']}",
+        cwd=repo,
+    )
     result = subprocess.run(
         [sys.executable, "-m", "image_classifier.compare", "main", "sweep-best"],
-        cwd=repo, env=command_env(), check=True, capture_output=True, text=True,
-    )  # fmt: skip
+        cwd=repo,
+        env=command_env(),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     comparison = json.loads((repo / "comparison/comparison.json").read_text())
     return {"pair": best, "printed": result.stdout.strip(), **comparison}
 
@@ -148,22 +182,31 @@ def run_dataset(name: str, work: Path) -> dict:
         photos, _ = dataset.write(work / f"{name}-photos", dataset.variant)
         set_params(repo, data={"source": "folder", "folder": str(photos)})
     # int8 is opt-in: export it, with its gate open, to measure what the gate would see.
-    set_params(repo, export={"formats": ["saved_model", "tflite", "int8", "onnx"],
-                             "int8_min_agreement": 0.0, "int8_max_recall_drop": 1.0})  # fmt: skip
+    set_params(
+        repo,
+        export={
+            "formats": ["saved_model", "tflite", "int8", "onnx"],
+            "int8_min_agreement": 0.0,
+            "int8_max_recall_drop": 1.0,
+        },
+    )
     started = time.perf_counter()
     dvc("repro", *(["evaluate", "export"] if name != "embedded" else []), cwd=repo)
     row = {"dataset": name, "repro_seconds": round(time.perf_counter() - started, 1)}
     evaluation = json.loads((repo / "metrics/evaluate.json").read_text())
     export = json.loads((repo / "metrics/export.json").read_text())
     row |= {
-        "accuracy": evaluation["accuracy"], "test_images": evaluation["images"],
+        "accuracy": evaluation["accuracy"],
+        "test_images": evaluation["images"],
         "calibration": evaluation["calibration"],
-        "ece_noise_floor": ece_noise_floor(pd.read_csv(
-            repo / "plots/evaluate/predictions.csv")["confidence"].to_numpy()),
-        "unsure": evaluation["unsure"], "int8": export["int8"],
+        "ece_noise_floor": ece_noise_floor(
+            pd.read_csv(repo / "plots/evaluate/predictions.csv")["confidence"].to_numpy()
+        ),
+        "unsure": evaluation["unsure"],
+        "int8": export["int8"],
         "float_tflite": {key: export["tflite"][key] for key in ("bytes", "latency_ms")},
         "other_photos": predict_unsure(repo, other_photos(work / f"{name}-other", name)),
-    }  # fmt: skip
+    }
     if name != "embedded":
         held_out = write_held_out(dataset, photos, work / f"{name}-held-out", HELD_OUT_PHOTOS)
         if held_out:
@@ -177,15 +220,17 @@ def run_dataset(name: str, work: Path) -> dict:
 def table(results: dict) -> str:
     lines = [
         f"Commit {results['commit']}, measured {results['date']} on {results['machine']}; "
-        f"dense matmul {results['matmul_gflops']:.0f} GFLOP/s; {results['minutes']:.0f} min.", "",
+        f"dense matmul {results['matmul_gflops']:.0f} GFLOP/s; {results['minutes']:.0f} min.",
+        "",
         "ECE: the expected calibration error of the test answers (15 equal-width bins); the "
         "floor is the ECE a perfectly calibrated model with the same confidences would show on "
-        "that many images (the estimate's own noise).", "",
+        "that many images (the estimate's own noise).",
+        "",
         "| dataset | test images | test accuracy | temperature | ECE before | ECE after | ECE "
         "floor | unsure below | test answers unsure | accuracy of the rest | other photos "
         "unsure (of which photographs) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]  # fmt: skip
+    ]
     for row in results["rows"]:
         calibration, unsure, other = row["calibration"], row["unsure"], row["other_photos"]
         rest = unsure["accuracy_when_sure"]
@@ -200,12 +245,16 @@ def table(results: dict) -> str:
         )
     held_out = [row for row in results["rows"] if "held_out" in row]
     if held_out:
-        lines += ["", f"The same models on {HELD_OUT_PHOTOS:,} more photos like each test split "
-                  "that the pipeline never saw (unused Fashion-MNIST photos, new parts), where "
-                  "the ECE's noise floor is lower:", "",
-                  "| dataset | photos | accuracy | ECE before | ECE after | ECE floor | "
-                  "answers unsure | accuracy of the rest |",
-                  "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            f"The same models on {HELD_OUT_PHOTOS:,} more photos like each test split "
+            "that the pipeline never saw (unused Fashion-MNIST photos, new parts), where "
+            "the ECE's noise floor is lower:",
+            "",
+            "| dataset | photos | accuracy | ECE before | ECE after | ECE floor | "
+            "answers unsure | accuracy of the rest |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for row in held_out:
             scores, unsure = row["held_out"], row["held_out"]["unsure"]
             lines.append(
@@ -214,13 +263,18 @@ def table(results: dict) -> str:
                 f"{scores['calibration']['ece_after']:.4f} | {scores['ece_noise_floor']:.4f} | "
                 f"{unsure['unsure_share']:.1%} | {unsure['accuracy_when_sure']:.4f} |"
             )
-    lines += ["", "int8 LiteRT export (full-integer, calibrated on 200 train images), on the "
-              "whole test split, against the float LiteRT file:", "",
-              "The latencies are per photo on this machine's CPU; runs may have shared its "
-              "cores, so compare int8 with float within a row only.", "",
-              "| dataset | int8 size | float size | int8 latency | float latency | top-1 agreement "
-              "| accuracy Keras / int8 | largest recall drop |",
-              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines += [
+        "",
+        "int8 LiteRT export (full-integer, calibrated on 200 train images), on the "
+        "whole test split, against the float LiteRT file:",
+        "",
+        "The latencies are per photo on this machine's CPU; runs may have shared its "
+        "cores, so compare int8 with float within a row only.",
+        "",
+        "| dataset | int8 size | float size | int8 latency | float latency | top-1 agreement "
+        "| accuracy Keras / int8 | largest recall drop |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for row in results["rows"]:
         int8, float_ = row["int8"], row["float_tflite"]
         worst = int8["largest_recall_drop"]
@@ -234,10 +288,16 @@ def table(results: dict) -> str:
     for row in results["rows"]:
         if "comparison" in row:
             pair = row["comparison"]["pair"]
-            lines += ["", "`python -m image_classifier.compare main sweep-best` on "
-                      f"{row['dataset']} (sweep-best: lr {pair['learning_rate']}, batch "
-                      f"{pair['batch_size']}, trained in full):", "", "```",
-                      row["comparison"]["printed"], "```"]  # fmt: skip
+            lines += [
+                "",
+                "`python -m image_classifier.compare main sweep-best` on "
+                f"{row['dataset']} (sweep-best: lr {pair['learning_rate']}, batch "
+                f"{pair['batch_size']}, trained in full):",
+                "",
+                "```",
+                row["comparison"]["printed"],
+                "```",
+            ]
     return "\n".join(lines) + "\n"
 
 
@@ -246,10 +306,13 @@ def main() -> None:
     parser.add_argument("--only", default=DEFAULT, help="embedded and/or bench.real names")
     parser.add_argument("--out", type=Path, default=ROOT / "bench")
     parser.add_argument(
-        "--combine", nargs="+", type=Path, metavar="JSON",
+        "--combine",
+        nargs="+",
+        type=Path,
+        metavar="JSON",
         help="write one table of these earlier results (a later row of a dataset replaces an "
         "earlier one), run nothing",
-    )  # fmt: skip
+    )
     args = parser.parse_args()
     results = Results(args.out, "trust_results", table)
     if args.combine:

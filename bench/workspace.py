@@ -26,9 +26,12 @@ def command_env() -> dict[str, str]:
 
 def dvc(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     result = subprocess.run(
-        [sys.executable, "-m", "dvc", *args], cwd=cwd, env=command_env(),
-        capture_output=True, text=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "dvc", *args],
+        cwd=cwd,
+        env=command_env(),
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:  # what DVC and the stage said, not only that it failed
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
         raise RuntimeError(f"dvc {' '.join(args)} in {cwd} exited {result.returncode}:\n{tail}")

@@ -101,8 +101,9 @@ class Comparison:
 def pair(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str]) -> pd.DataFrame:
     """The two runs' answers side by side, refused unless they scored the same test images
     with the same labels."""
-    merged = a[list(COLUMNS)].merge(b[list(COLUMNS)], on="path", how="outer", indicator=True,
-                                    suffixes=("_a", "_b"))  # fmt: skip
+    merged = a[list(COLUMNS)].merge(
+        b[list(COLUMNS)], on="path", how="outer", indicator=True, suffixes=("_a", "_b")
+    )
     both = merged["_merge"] == "both"
     same_labels = (merged["actual_a"] == merged["actual_b"])[both].all()
     if not both.all() or not same_labels or a["path"].duplicated().any():
@@ -192,8 +193,10 @@ def flips_figure(paired: pd.DataFrame, raw: Path, names: tuple[str, str], size: 
     if missing and not any(rows):
         return None
     lost, gained = int((right_a & ~right_b).sum()), int((~right_a & right_b).sum())
-    title = (f"A = {names[0]}, B = {names[1]}\nred: right in A, wrong in B ({lost}); "
-             f"green: wrong in A, right in B ({gained})")  # fmt: skip
+    title = (
+        f"A = {names[0]}, B = {names[1]}\nred: right in A, wrong in B ({lost}); "
+        f"green: wrong in A, right in B ({gained})"
+    )
     return image_grid_figure(rows, title, columns=6)
 
 
@@ -229,9 +232,10 @@ def main(argv: list[str] | None = None) -> None:
 
         save_figure(figure, args.out / "flips.png")
     log.info(
-        "compare: %s%s", args.out / "comparison.json",
+        "compare: %s%s",
+        args.out / "comparison.json",
         f" and {args.out / 'flips.png'}" if figure is not None else "",
-    )  # fmt: skip
+    )
 
 
 def cli() -> None:

@@ -250,17 +250,23 @@ class AuditParams(Section):
         ge=2, le=20, description="cross-validation folds for the train images' probabilities"
     )
     candidates: int = Field(
-        ge=1, le=100, description="near-duplicates: nearest photos by thumbnail compared with "
+        ge=1,
+        le=100,
+        description="near-duplicates: nearest photos by thumbnail compared with "
         "each photo; the median of their scores is the photo's ordinary likeness",
-    )  # fmt: skip
+    )
     min_correlation: float = Field(
-        ge=0, le=1, description="near-duplicates: the least detail correlation of a copy, at "
+        ge=0,
+        le=1,
+        description="near-duplicates: the least detail correlation of a copy, at "
         "the best of small shifts and zooms",
-    )  # fmt: skip
+    )
     relative_distance: float = Field(
-        gt=0, le=1, description="near-duplicates: a copy's 1 - correlation is at most this "
+        gt=0,
+        le=1,
+        description="near-duplicates: a copy's 1 - correlation is at most this "
         "share of 1 - the ordinary likeness of either photo",
-    )  # fmt: skip
+    )
     shown: int = Field(ge=0, le=200, description="findings drawn in each gallery")
 
 
@@ -282,13 +288,17 @@ class ExportParams(Section):
         ge=1, description="train images that set the int8 export's activation ranges"
     )
     int8_min_agreement: float = Field(
-        ge=0, le=1, description="the int8 export must give the Keras model's top class on at "
+        ge=0,
+        le=1,
+        description="the int8 export must give the Keras model's top class on at "
         "least this share of the test split, or the stage stops",
-    )  # fmt: skip
+    )
     int8_max_recall_drop: float = Field(
-        ge=0, le=1, description="and no class's test recall may fall more than this below "
+        ge=0,
+        le=1,
+        description="and no class's test recall may fall more than this below "
         "the Keras model's (0.02 = 2 points)",
-    )  # fmt: skip
+    )
 
     @model_validator(mode="after")
     def check_unique(self) -> Self:
@@ -300,9 +310,17 @@ class ExportParams(Section):
 
 
 SECTIONS: tuple[type[Section], ...] = (
-    BaseParams, DataParams, ResizeParams, SplitParams, TrainParams, SweepParams,
-    EvaluateParams, GradcamParams, ExportParams, AuditParams,
-)  # fmt: skip
+    BaseParams,
+    DataParams,
+    ResizeParams,
+    SplitParams,
+    TrainParams,
+    SweepParams,
+    EvaluateParams,
+    GradcamParams,
+    ExportParams,
+    AuditParams,
+)
 
 
 def describe(model: type[Section], raw: dict[str, Any], error: dict) -> str:

@@ -67,8 +67,9 @@ def find_photos(arguments: list[str]) -> Found:
                 and not any(part.startswith(".") for part in file.relative_to(path).parts)
             ]
             found.extend(file for file in files if is_image_name(file))
-            not_photos.update(file.suffix.lower() or file.name for file in files
-                              if not is_image_name(file))  # fmt: skip
+            not_photos.update(
+                file.suffix.lower() or file.name for file in files if not is_image_name(file)
+            )
         elif not path.exists() and GLOB_CHARACTERS & set(argument):
             matches = sorted(Path(match) for match in glob.glob(argument, recursive=True))
             found.extend(match for match in matches if match.is_file())
@@ -217,10 +218,12 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--gradcam", type=Path, help="folder for one Grad-CAM PNG per photo")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument(
-        "--min-confidence", type=float, metavar="P",
+        "--min-confidence",
+        type=float,
+        metavar="P",
         help="mark answers whose top probability is below P (0-1) unsure (default: the "
         "threshold train chose on val, `unsure_below` in the model's card)",
-    )  # fmt: skip
+    )
     args = parser.parse_args(argv)
     if args.top_k < 1 or args.batch_size < 1:
         parser.error("--top-k and --batch-size must be at least 1")
@@ -276,11 +279,15 @@ def main(argv: list[str] | None = None) -> None:
                 f"{not_photos_note(found)}; {args.out} is left as it was"
             )
     log.info(
-        "predict: %d photos classified (%d unsure: below %.0f%% confidence), %d not used -> "
-        "%s%s%s",
-        classified, unsure, 100 * min_confidence, sum(reasons.values()), args.out,
-        f", Grad-CAM in {args.gradcam}" if args.gradcam else "", not_photos_note(found),
-    )  # fmt: skip
+        "predict: %d photos classified (%d unsure: below %.0f%% confidence), %d not used -> %s%s%s",
+        classified,
+        unsure,
+        100 * min_confidence,
+        sum(reasons.values()),
+        args.out,
+        f", Grad-CAM in {args.gradcam}" if args.gradcam else "",
+        not_photos_note(found),
+    )
 
 
 def cli() -> None:

@@ -38,9 +38,11 @@ def main(argv: list[str] | None = None) -> None:
         scores = result[model.name]
         log.info(
             "baseline: %s: test accuracy %.4f, macro F1 %.4f (%.1f s)",
-            baseline_name(model.name, model.pixels), scores["accuracy"], scores["macro_f1"],
+            baseline_name(model.name, model.pixels),
+            scores["accuracy"],
+            scores["macro_f1"],
             model.seconds,
-        )  # fmt: skip
+        )
 
 
 if __name__ == "__main__":

@@ -35,8 +35,9 @@ def main(argv: list[str] | None = None) -> None:
         log.warning(
             "download: data.kaggle_dataset %s is not pinned, so DVC will not notice a new "
             "version; pin the one downloaded: dvc exp run -S data.kaggle_dataset=%s",
-            data.kaggle_dataset, source.removeprefix("kaggle:"),
-        )  # fmt: skip
+            data.kaggle_dataset,
+            source.removeprefix("kaggle:"),
+        )
 
 
 if __name__ == "__main__":

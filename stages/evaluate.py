@@ -113,9 +113,12 @@ def mistakes_figure(table, images, predictions: Predictions, shown: int):
 def log_verdict(metrics: dict) -> None:
     log.info(
         "evaluate: test accuracy %.4f, balanced accuracy %.4f, macro F1 %.4f on %d images; %s",
-        metrics["accuracy"], metrics["balanced_accuracy"], metrics["macro_f1"],
-        metrics["images"], comparison_text(metrics),
-    )  # fmt: skip
+        metrics["accuracy"],
+        metrics["balanced_accuracy"],
+        metrics["macro_f1"],
+        metrics["images"],
+        comparison_text(metrics),
+    )
     log.info("evaluate: %s", trust_text(metrics))
     if loses_to_a_baseline(metrics):
         log.warning("evaluate: warning: the model %s. %s", comparison_text(metrics), WHAT_TO_TRY)

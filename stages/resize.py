@@ -46,9 +46,13 @@ def main(argv: list[str] | None = None) -> None:
     write_json(args.metrics, result)
     log.info(
         "resize: %d images at %dx%d, %d rejected (see %s), %.0f images/s",
-        result["images"], params.size, params.size, result["rejected"],
-        args.out / REJECTED_FILE, result["images_per_second"],
-    )  # fmt: skip
+        result["images"],
+        params.size,
+        params.size,
+        result["rejected"],
+        args.out / REJECTED_FILE,
+        result["images_per_second"],
+    )
 
 
 if __name__ == "__main__":

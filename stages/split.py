@@ -47,9 +47,13 @@ def main(argv: list[str] | None = None) -> None:
     log.info(
         "split: train %d, val %d, test %d, %d duplicates dropped; corrections: %d relabelled, "
         "%d excluded",
-        result["train"], result["val"], result["test"], result["duplicates_dropped"],
-        result["relabelled"], result["excluded"],
-    )  # fmt: skip
+        result["train"],
+        result["val"],
+        result["test"],
+        result["duplicates_dropped"],
+        result["relabelled"],
+        result["excluded"],
+    )
 
 
 if __name__ == "__main__":

@@ -50,9 +50,13 @@ def main(argv: list[str] | None = None) -> None:
     pairs = list(itertools.product(sweep.learning_rates, sweep.batch_sizes))
     log.info(
         "sweep: %d pairs x %d epoch(s) of %s on %d images (val %d), %s",
-        len(pairs), sweep.epochs, train.model, len(train_set.labels), len(val_set.labels),
+        len(pairs),
+        sweep.epochs,
+        train.model,
+        len(train_set.labels),
+        len(val_set.labels),
         devices.describe(),
-    )  # fmt: skip
+    )
     started = time.perf_counter()
     rows = run_pairs(pairs, train, sweep, train_set, val_set, base.seed, devices)
     results = pd.DataFrame(rows)
@@ -63,8 +67,11 @@ def main(argv: list[str] | None = None) -> None:
     write_json(args.metrics, sweep_metrics(best, train.monitor, len(results), seconds))
     log.info(
         "sweep: best %s (%s %.4f). Train the full model with it:\n  %s",
-        best["pair"], train.monitor, best["score"], experiment_command(best),
-    )  # fmt: skip
+        best["pair"],
+        train.monitor,
+        best["score"],
+        experiment_command(best),
+    )
 
 
 def with_fitting_batch_sizes(sweep: SweepParams, images: int) -> SweepParams:

@@ -24,9 +24,15 @@ from tests.workspace import (  # noqa: F401  (re-exported for the tests)
 )
 
 PROJECT_FILES = (
-    "dvc.yaml", "params.yaml", "params.schema.json", "stages", "image_classifier", "photos",
-    "weights", "data/corrections.csv",
-)  # fmt: skip
+    "dvc.yaml",
+    "params.yaml",
+    "params.schema.json",
+    "stages",
+    "image_classifier",
+    "photos",
+    "weights",
+    "data/corrections.csv",
+)
 
 
 def save_image(path: Path, size=(40, 30), color=(200, 30, 30), mode="RGB", **save_args) -> Path:

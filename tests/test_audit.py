@@ -82,34 +82,54 @@ def audited(tmp_path_factory):
     labels = np.repeat(np.arange(len(CLASSES)), per_class)
     images[np.arange(len(images)), :, :, labels] += 55  # the tint gives the class away
     images = images.clip(0, 255).astype(np.uint8)
-    split = pd.DataFrame({
-        "row": np.arange(len(images)),
-        "path": [f"{CLASSES[label]}/{index}.png" for index, label in enumerate(labels)],
-        "class": [CLASSES[label] for label in labels],
-        "split": [("train", "train", "train", "val", "test")[i % 5] for i in range(len(images))],
-    })  # fmt: skip
+    split = pd.DataFrame(
+        {
+            "row": np.arange(len(images)),
+            "path": [f"{CLASSES[label]}/{index}.png" for index, label in enumerate(labels)],
+            "class": [CLASSES[label] for label in labels],
+            "split": [
+                ("train", "train", "train", "val", "test")[i % 5] for i in range(len(images))
+            ],
+        }
+    )
     train = split.index[split["split"] == "train"]
     flipped = train[[0, 30, 60]]  # a cat, a cow and a dog
     rename = {"cat": "cow", "cow": "dog", "dog": "cat"}
     split.loc[flipped, "class"] = split.loc[flipped, "class"].map(rename)
     leaked, conflict = split.index[split["split"] == "test"][5], train[10]
     extra = np.stack([edited_copy(images[leaked]), edited_copy(images[conflict], crop=2)])
-    rows = pd.DataFrame({
-        "row": [len(images), len(images) + 1], "path": ["extra/leak.jpg", "extra/twin.jpg"],
-        "class": [split.loc[leaked, "class"], rename[split.loc[conflict, "class"]]],
-        "split": ["train", "train"],
-    })  # fmt: skip
+    rows = pd.DataFrame(
+        {
+            "row": [len(images), len(images) + 1],
+            "path": ["extra/leak.jpg", "extra/twin.jpg"],
+            "class": [split.loc[leaked, "class"], rename[split.loc[conflict, "class"]]],
+            "split": ["train", "train"],
+        }
+    )
     (folder / "resized").mkdir()
     np.save(folder / "resized/images.npy", np.concatenate([images, extra]))
     pd.concat([split, rows]).to_csv(folder / "split.csv", index=False)
     write_params(folder, **TINY | {"train__epochs": 4})
     run_stage("train", *train_args(folder), cwd=folder)
     result = run_stage(
-        "audit", "--resized", "resized", "--split", "split.csv", "--model", "models/model.keras",
-        "--metrics", "audit.json", "--out", "audit", cwd=folder,
-    )  # fmt: skip
-    planted = {"flipped": set(split.loc[flipped, "path"]), "leaked": split.loc[leaked, "path"],
-               "conflict": split.loc[conflict, "path"]}  # fmt: skip
+        "audit",
+        "--resized",
+        "resized",
+        "--split",
+        "split.csv",
+        "--model",
+        "models/model.keras",
+        "--metrics",
+        "audit.json",
+        "--out",
+        "audit",
+        cwd=folder,
+    )
+    planted = {
+        "flipped": set(split.loc[flipped, "path"]),
+        "leaked": split.loc[leaked, "path"],
+        "conflict": split.loc[conflict, "path"],
+    }
     return folder, result, planted
 
 
@@ -133,14 +153,19 @@ def test_the_audit_finds_the_planted_duplicates(audited):
     pairs = findings[findings["kind"] == "near_duplicate"]
     found = [frozenset({row.path, row.duplicate_path}) for row in pairs.itertuples()]
     assert sorted(found, key=sorted) == sorted(
-        [frozenset({planted["leaked"], "extra/leak.jpg"}),
-         frozenset({planted["conflict"], "extra/twin.jpg"})], key=sorted,
-    )  # fmt: skip
+        [
+            frozenset({planted["leaked"], "extra/leak.jpg"}),
+            frozenset({planted["conflict"], "extra/twin.jpg"}),
+        ],
+        key=sorted,
+    )
     metrics = json.loads((folder / "audit.json").read_text())
     duplicates = metrics["near_duplicates"]
     assert (duplicates["pairs"], duplicates["across_splits"], duplicates["across_classes"]) == (
-        2, 1, 1
-    )  # fmt: skip
+        2,
+        1,
+        1,
+    )
     assert duplicates["across_split_pairs"] == {"test-train": 1}
     assert metrics["suspect_labels"]["total"] == len(findings[findings["kind"] == "suspect_label"])
     assert "near-duplicate pairs: 1 across splits, 1 across classes" in result.stderr
@@ -158,15 +183,25 @@ def test_no_findings_make_empty_tables_with_their_headers():
         suggested_corrections,
     )
 
-    used = pd.DataFrame({"path": ["a/1.png", "b/2.png"], "class": ["a", "b"],
-                         "split": ["train", "test"]})  # fmt: skip
+    used = pd.DataFrame(
+        {"path": ["a/1.png", "b/2.png"], "class": ["a", "b"], "split": ["train", "test"]}
+    )
     none = pd.DataFrame({"index": [], "given": [], "suggested": [], "score": []}, dtype=int)
     suspects = label_findings(none, used, ["a", "b"])
     corrections = suggested_corrections(suspects)
     assert corrections.columns.tolist() == ["path", "action", "label", "note"]
     assert corrections.empty
-    pairs = pd.DataFrame({"first": [], "second": [], "correlation": [], "ordinary": [],
-                          "across_splits": [], "across_classes": [], "within_split": []})  # fmt: skip
+    pairs = pd.DataFrame(
+        {
+            "first": [],
+            "second": [],
+            "correlation": [],
+            "ordinary": [],
+            "across_splits": [],
+            "across_classes": [],
+            "within_split": [],
+        }
+    )
     metrics = audit_metrics(suspects, duplicate_findings(pairs.astype(int), used), used, ["a", "b"])
     assert metrics["suspect_labels"]["total"] == 0 and metrics["near_duplicates"]["pairs"] == 0
 
@@ -178,5 +213,6 @@ def test_the_models_fit_to_its_train_labels_is_measured_per_split():
     labels = np.array([0, 1, 2, 0, 2, 0])  # train: all 3 given; val: 1 of 3
     splits = np.array(["train", "train", "train", "val", "val", "val"])
     assert given_label_accuracy(probabilities, labels, splits) == {
-        "train_accuracy": 1.0, "val_accuracy": round(1 / 3, 4)
-    }  # fmt: skip
+        "train_accuracy": 1.0,
+        "val_accuracy": round(1 / 3, 4),
+    }

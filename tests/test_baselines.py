@@ -44,8 +44,16 @@ def stage(tmp_path_factory):
     folder = tmp_path_factory.mktemp("baseline")
     make_resized_dataset(folder, per_class=36, classes=("cat", "dog", "cow", "owl"))
     write_params(folder)
-    result = run_stage("baseline", "--resized", "resized", "--split", "split.csv",
-                       "--metrics", "baseline.json", cwd=folder)  # fmt: skip
+    result = run_stage(
+        "baseline",
+        "--resized",
+        "resized",
+        "--split",
+        "split.csv",
+        "--metrics",
+        "baseline.json",
+        cwd=folder,
+    )
     return folder, json.loads((folder / "baseline.json").read_text()), result
 
 
@@ -60,8 +68,10 @@ def test_scores_are_scikit_learns_at_the_side_val_picked(stage):
         boosting = HistGradientBoostingClassifier(random_state=SEED).fit(x_train, y_train)
         val_f1[pixels] = round(f1_score(y_val, boosting.predict(x_val), average="macro"), 4)
         predicted = boosting.predict(x_test)
-        test_scores[pixels] = (round(accuracy_score(y_test, predicted), 4),
-                               round(f1_score(y_test, predicted, average="macro"), 4))  # fmt: skip
+        test_scores[pixels] = (
+            round(accuracy_score(y_test, predicted), 4),
+            round(f1_score(y_test, predicted, average="macro"), 4),
+        )
     assert (scores["train_images"], scores["test_images"]) == (len(y_train), len(y_test))
     chosen = scores["gradient_boosting"]
     assert chosen["val_by_pixels"] == {str(pixels): val_f1[pixels] for pixels in (16, 32)}
@@ -78,8 +88,9 @@ def test_scores_are_scikit_learns_at_the_side_val_picked(stage):
         scaler = StandardScaler().fit(x_train)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            model = LogisticRegression(C=c, class_weight=weight, max_iter=300,
-                                       random_state=SEED).fit(scaler.transform(x_train), y_train)  # fmt: skip
+            model = LogisticRegression(
+                C=c, class_weight=weight, max_iter=300, random_state=SEED
+            ).fit(scaler.transform(x_train), y_train)
         return lambda x: model.predict(scaler.transform(x))
 
     def val_score(pixels, c, weight):
@@ -103,8 +114,10 @@ def test_scores_are_scikit_learns_at_the_side_val_picked(stage):
 def test_the_best_baseline_is_named_for_each_score(stage):
     _, scores, result = stage
     for score in ("accuracy", "macro_f1"):
-        values = {name: scores[name][score] for name in
-                  ("majority", "logistic_regression", "gradient_boosting")}  # fmt: skip
+        values = {
+            name: scores[name][score]
+            for name in ("majority", "logistic_regression", "gradient_boosting")
+        }
         assert scores["best"][score]["value"] == max(values.values())
         assert values[scores["best"][score]["model"]] == max(values.values())
     pixels = scores["gradient_boosting"]["pixels"]
@@ -121,8 +134,12 @@ def stripes(size: int, vertical: bool, period: int) -> np.ndarray:
 
 def subset(images: list, labels: list) -> Subset:
     pixels = np.clip(np.stack(images), 0, 255).astype(np.uint8)
-    return Subset(np.repeat(pixels[..., None], 3, axis=-1), np.array(labels, np.int32),
-                  [str(i) for i in range(len(labels))], ["a", "b"])  # fmt: skip
+    return Subset(
+        np.repeat(pixels[..., None], 3, axis=-1),
+        np.array(labels, np.int32),
+        [str(i) for i in range(len(labels))],
+        ["a", "b"],
+    )
 
 
 def fine_mark_set(rng, count: int) -> Subset:

@@ -73,13 +73,17 @@ def test_train_val_test_folders_are_splits_not_classes(tmp_path):
 @pytest.mark.parametrize(
     ("folders", "message"),
     [
-        (("train/cat", "test/cat", "dog"),
-         r"mixes split folders \(test, train\) with other folders \(dog\): expected <class>/<image>"),
+        (
+            ("train/cat", "test/cat", "dog"),
+            r"mixes split folders \(test, train\) with other folders \(dog\): expected <class>/<image>",
+        ),
         (("test/cat", "val/cat"), r"has test, val/ but no train/"),
-        (("cats/indoor", "cats/outdoor"),
-         r"holds one folder \(cats\) and no photos: expected one folder per class"),
+        (
+            ("cats/indoor", "cats/outdoor"),
+            r"holds one folder \(cats\) and no photos: expected one folder per class",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_layout_that_cannot_be_read_unambiguously_is_refused(tmp_path, folders, message):
     for folder in folders:
         make_class_tree(tmp_path / folder, classes=("x",), per_class=1)
@@ -154,8 +158,9 @@ def test_folder_stage_copies_and_leaves_the_source_alone(tmp_path):
     assert (raw / "dog" / "004.png").read_bytes() == (source / "dog" / "004.png").read_bytes()
     assert len(manifest(raw)) == 10
     assert "warning: 1 source file not used (1 no_class)" in result.stderr
-    run_stage("resize", "--raw", "data/raw", "--out", "data/resized", "--metrics", "r.json",
-              cwd=work)  # fmt: skip
+    run_stage(
+        "resize", "--raw", "data/raw", "--out", "data/resized", "--metrics", "r.json", cwd=work
+    )
     rejected = (work / "data/resized/rejected.csv").read_text()
     assert "unsorted.jpg,no_class,not inside a class folder" in rejected
     assert not [p for p in work.rglob("*.tmp")]  # nothing left behind
@@ -164,16 +169,24 @@ def test_folder_stage_copies_and_leaves_the_source_alone(tmp_path):
 @pytest.mark.parametrize(
     ("params", "expected"),
     [
-        ({"data__source": "folder", "data__folder": "/no/such/folder"},
-         "download: error: params.yaml: data.folder = '/no/such/folder' is not allowed"),
-        ({"data__source": "folder", "data__folder": "empty"},
-         "download: error: empty has no class folders"),
-        ({"data__source": "folder", "data__folder": "one"},
-         "download: error: one holds one folder (cats) and no photos"),
-        ({"data__source": "dropbox"},
-         "download: error: params.yaml: data.source = 'dropbox' is not allowed: must be one of"),
+        (
+            {"data__source": "folder", "data__folder": "/no/such/folder"},
+            "download: error: params.yaml: data.folder = '/no/such/folder' is not allowed",
+        ),
+        (
+            {"data__source": "folder", "data__folder": "empty"},
+            "download: error: empty has no class folders",
+        ),
+        (
+            {"data__source": "folder", "data__folder": "one"},
+            "download: error: one holds one folder (cats) and no photos",
+        ),
+        (
+            {"data__source": "dropbox"},
+            "download: error: params.yaml: data.source = 'dropbox' is not allowed: must be one of",
+        ),
     ],
-)  # fmt: skip
+)
 def test_failures_are_one_line_and_keep_the_old_data(tmp_path, params, expected):
     (tmp_path / "empty").mkdir()
     make_class_tree(tmp_path / "one" / "cats", classes=("indoor", "outdoor"), per_class=1)

@@ -44,17 +44,22 @@ def baselines_for(p: Predictions, majority: int, others: dict | None = None) -> 
     for name in ("logistic_regression", "gradient_boosting"):
         scored[name] = (others or {}).get(name, weak)
     best = {
-        score: max(({"model": n, "value": v[score]} for n, v in scored.items()),
-                   key=lambda entry: entry["value"])
+        score: max(
+            ({"model": n, "value": v[score]} for n, v in scored.items()),
+            key=lambda entry: entry["value"],
+        )
         for score in ("accuracy", "macro_f1")
-    }  # fmt: skip
+    }
     return {"features": "16x16 grayscale pixels", **scored, "best": best}
 
 
 def table_row(markdown: str, first_cell: str) -> list[str]:
     """The other cells of the Markdown table row that starts with `first_cell`."""
-    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")]
-            for line in markdown.splitlines() if line.startswith("|")]  # fmt: skip
+    rows = [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in markdown.splitlines()
+        if line.startswith("|")
+    ]
     [row] = [row for row in rows if row[0] == first_cell]
     return row[1:]
 
@@ -162,10 +167,26 @@ def test_most_confident_mistakes_come_first():
 
 
 def evaluate_args(model="models/model.keras", out="metrics"):
-    return ("--resized", "resized", "--split", "split.csv", "--model", model,
-            "--live", "plots/training", "--train-metrics", "metrics/train.json",
-            "--baselines", "metrics/baseline.json", "--metrics", f"{out}/evaluate.json",
-            "--report", f"{out}/report.md", "--plots", f"{out}/plots")  # fmt: skip
+    return (
+        "--resized",
+        "resized",
+        "--split",
+        "split.csv",
+        "--model",
+        model,
+        "--live",
+        "plots/training",
+        "--train-metrics",
+        "metrics/train.json",
+        "--baselines",
+        "metrics/baseline.json",
+        "--metrics",
+        f"{out}/evaluate.json",
+        "--report",
+        f"{out}/report.md",
+        "--plots",
+        f"{out}/plots",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -174,8 +195,16 @@ def evaluated(tmp_path_factory):
     folder = tmp_path_factory.mktemp("evaluate")
     make_resized_dataset(folder)
     write_params(folder, **TINY)
-    run_stage("baseline", "--resized", "resized", "--split", "split.csv",
-              "--metrics", "metrics/baseline.json", cwd=folder)  # fmt: skip
+    run_stage(
+        "baseline",
+        "--resized",
+        "resized",
+        "--split",
+        "split.csv",
+        "--metrics",
+        "metrics/baseline.json",
+        cwd=folder,
+    )
     run_stage("train", *train_args(folder), cwd=folder)
     result = run_stage("evaluate", *evaluate_args(), cwd=folder)
     return folder, result
@@ -189,8 +218,10 @@ def test_evaluate_says_when_a_simple_baseline_wins(evaluated):
     metrics = json.loads((folder / "metrics/evaluate.json").read_text())
     baselines = json.loads((folder / "metrics/baseline.json").read_text())
     for score in ("accuracy", "macro_f1"):
-        best = max(baselines[name][score] for name in ("majority", "logistic_regression",
-                                                         "gradient_boosting"))  # fmt: skip
+        best = max(
+            baselines[name][score]
+            for name in ("majority", "logistic_regression", "gradient_boosting")
+        )
         assert metrics["best_baseline"][score]["value"] == best
         assert metrics["above_best_baseline"][score] == pytest.approx(metrics[score] - best)
     assert f"macro F1 {metrics['above_best_baseline']['macro_f1']:+.4f}" in result.stderr

@@ -87,8 +87,11 @@ def test_the_readmes_own_photos_command(tmp_path):
     for index, name in enumerate(("heron", "otter")):
         for number in range(12):
             size = (48 + 7 * number, 30 + 5 * index)
-            save_image(photos / name / f"IMG_{number:04d}.jpg", size=size,
-                       color=(40 + 150 * index, 90, 200 - 150 * index))  # fmt: skip
+            save_image(
+                photos / name / f"IMG_{number:04d}.jpg",
+                size=size,
+                color=(40 + 150 * index, 90, 200 - 150 * index),
+            )
     result = dvc("exp", "run", "-S", "data.source=folder", "-S", f"data.folder={photos}", cwd=repo)
     assert ran(result.stdout) == {*DATA_STAGES, *AFTER_SPLIT}
     evaluation = json.loads((repo / "metrics/evaluate.json").read_text())
@@ -135,8 +138,16 @@ def test_queued_grid_runs_on_two_workers(baseline):
     grid = {(0.002, 8), (0.02, 8)}  # two variants, one per worker
     for old in (baseline / WORKER_LOGS).glob("dvc-exp-worker-*.out"):
         old.unlink()  # only this test's tasks
-    dvc("exp", "run", "--queue", "-S", "train.learning_rate=0.002,0.02",
-        "-S", "train.batch_size=8", cwd=baseline)  # fmt: skip
+    dvc(
+        "exp",
+        "run",
+        "--queue",
+        "-S",
+        "train.learning_rate=0.002,0.02",
+        "-S",
+        "train.batch_size=8",
+        cwd=baseline,
+    )
     dvc("queue", "start", "-j", "2", cwd=baseline)  # real background workers
     deadline, status = time.monotonic() + 1800, ""  # bounded only against a hang
     while time.monotonic() < deadline:
@@ -188,8 +199,10 @@ def test_a_correction_reruns_split_and_what_follows_and_nothing_else(baseline):
     other = next(name for name in sorted(table["class"].unique()) if name != relabelled["class"])
     assert json.loads(dvc("status", "--json", cwd=baseline).stdout) == {}
     with (baseline / "data/corrections.csv").open("a") as corrections:
-        corrections.write(f"{relabelled['path']},relabel,{other},looks like one\n"
-                          f"{excluded['path']},exclude,,blurred\n")  # fmt: skip
+        corrections.write(
+            f"{relabelled['path']},relabel,{other},looks like one\n"
+            f"{excluded['path']},exclude,,blurred\n"
+        )
     status = json.loads(dvc("status", "--json", cwd=baseline).stdout)
     assert set(status) == {"split"}, status  # only split's own deps changed
     assert ran(dvc("repro", "split", cwd=baseline).stdout) == {"split"}

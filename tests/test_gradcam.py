@@ -81,9 +81,20 @@ def test_a_bad_layer_stops_before_the_data_is_read(tmp_path, layer, problem):
     write_params(tmp_path, gradcam__layer=layer)
     # No data at all: the layer must be refused before the stage looks for it.
     result = run_stage(
-        "gradcam", "--resized", "missing", "--split", "missing.csv", "--model", "model.keras",
-        "--predictions", "missing.csv", "--out", "gradcam", cwd=tmp_path, check=False,
-    )  # fmt: skip
+        "gradcam",
+        "--resized",
+        "missing",
+        "--split",
+        "missing.csv",
+        "--model",
+        "model.keras",
+        "--predictions",
+        "missing.csv",
+        "--out",
+        "gradcam",
+        cwd=tmp_path,
+        check=False,
+    )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         f"gradcam: error: params.yaml: gradcam.layer = {layer!r} is not allowed: {problem}; "

@@ -67,8 +67,9 @@ assert not any(name.startswith("image_classifier") for name in sys.modules)
 
 
 def predict_with_keras_alone(folder):
-    result = subprocess.run([sys.executable, "-I", "-c", KERAS_ALONE], cwd=folder,
-                            capture_output=True, text=True)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", KERAS_ALONE], cwd=folder, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return np.load(folder / "answers.npy")
 

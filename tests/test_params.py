@@ -40,29 +40,101 @@ def test_committed_params_are_valid():
 @pytest.mark.parametrize(
     ("key", "value", "expected"),
     [
-        ("base.seed", -1, "base.seed = -1 is not allowed: must be an integer >= 0 and <= 2147483647"),
-        ("base.seed", 1.5, "base.seed = 1.5 is not allowed: must be an integer >= 0 and <= 2147483647"),
-        ("base.seed", True, "base.seed = True is not allowed: must be an integer >= 0 and <= 2147483647"),
-        ("data.source", "imagenet", "data.source = 'imagenet' is not allowed: must be one of animal-mnist, kaggle, folder"),
-        ("data.max_images_per_class", -3, "data.max_images_per_class = -3 is not allowed: must be an integer >= 0"),
+        (
+            "base.seed",
+            -1,
+            "base.seed = -1 is not allowed: must be an integer >= 0 and <= 2147483647",
+        ),
+        (
+            "base.seed",
+            1.5,
+            "base.seed = 1.5 is not allowed: must be an integer >= 0 and <= 2147483647",
+        ),
+        (
+            "base.seed",
+            True,
+            "base.seed = True is not allowed: must be an integer >= 0 and <= 2147483647",
+        ),
+        (
+            "data.source",
+            "imagenet",
+            "data.source = 'imagenet' is not allowed: must be one of animal-mnist, kaggle, folder",
+        ),
+        (
+            "data.max_images_per_class",
+            -3,
+            "data.max_images_per_class = -3 is not allowed: must be an integer >= 0",
+        ),
         ("resize.size", 0, "resize.size = 0 is not allowed: must be an integer >= 8 and <= 1024"),
-        ("resize.size", "120", "resize.size = '120' is not allowed: must be an integer >= 8 and <= 1024"),
-        ("resize.fit", "zoom", "resize.fit = 'zoom' is not allowed: must be one of squash, crop, pad"),
-        ("resize.max_megapixels", 0, "resize.max_megapixels = 0 is not allowed: must be a finite number > 0"),
-        ("split.val_fraction", 1.2, "split.val_fraction = 1.2 is not allowed: must be a finite number > 0 and < 1"),
-        ("split.test_fraction", 0, "split.test_fraction = 0 is not allowed: must be a finite number > 0 and < 1"),
-        ("split.val_fraction", float("nan"), "split.val_fraction = nan is not allowed: must be a finite number > 0 and < 1"),
-        ("split.val_fraction", 0.9, "split.val_fraction = 0.9 is not allowed: split.val_fraction + split.test_fraction (0.9 + 0.15) must be below 1 to leave images for training"),
-        ("train.learning_rate", float("inf"), "train.learning_rate = inf is not allowed: must be a finite number > 0 and <= 10"),
+        (
+            "resize.size",
+            "120",
+            "resize.size = '120' is not allowed: must be an integer >= 8 and <= 1024",
+        ),
+        (
+            "resize.fit",
+            "zoom",
+            "resize.fit = 'zoom' is not allowed: must be one of squash, crop, pad",
+        ),
+        (
+            "resize.max_megapixels",
+            0,
+            "resize.max_megapixels = 0 is not allowed: must be a finite number > 0",
+        ),
+        (
+            "split.val_fraction",
+            1.2,
+            "split.val_fraction = 1.2 is not allowed: must be a finite number > 0 and < 1",
+        ),
+        (
+            "split.test_fraction",
+            0,
+            "split.test_fraction = 0 is not allowed: must be a finite number > 0 and < 1",
+        ),
+        (
+            "split.val_fraction",
+            float("nan"),
+            "split.val_fraction = nan is not allowed: must be a finite number > 0 and < 1",
+        ),
+        (
+            "split.val_fraction",
+            0.9,
+            "split.val_fraction = 0.9 is not allowed: split.val_fraction + split.test_fraction (0.9 + 0.15) must be below 1 to leave images for training",
+        ),
+        (
+            "train.learning_rate",
+            float("inf"),
+            "train.learning_rate = inf is not allowed: must be a finite number > 0 and <= 10",
+        ),
         ("train.flip", "yes", "train.flip = 'yes' is not allowed: must be true or false"),
-        ("train.filters", [32, 0], "train.filters = [32, 0] is not allowed: must be a non-empty list of integers >= 1"),
-        ("sweep.learning_rates", [0.001, 0.01, 0.001], "sweep.learning_rates = [0.001, 0.01, 0.001] is not allowed: must not repeat a value (0.001 twice)"),
-        ("sweep.batch_sizes", [32, 32], "sweep.batch_sizes = [32, 32] is not allowed: must not repeat a value (32 twice)"),
-        ("sweep.learning_rates", [], "sweep.learning_rates = [] is not allowed: must be a non-empty list of finite numbers > 0 and <= 10, no value twice"),
+        (
+            "train.filters",
+            [32, 0],
+            "train.filters = [32, 0] is not allowed: must be a non-empty list of integers >= 1",
+        ),
+        (
+            "sweep.learning_rates",
+            [0.001, 0.01, 0.001],
+            "sweep.learning_rates = [0.001, 0.01, 0.001] is not allowed: must not repeat a value (0.001 twice)",
+        ),
+        (
+            "sweep.batch_sizes",
+            [32, 32],
+            "sweep.batch_sizes = [32, 32] is not allowed: must not repeat a value (32 twice)",
+        ),
+        (
+            "sweep.learning_rates",
+            [],
+            "sweep.learning_rates = [] is not allowed: must be a non-empty list of finite numbers > 0 and <= 10, no value twice",
+        ),
         # [] is allowed here (only the card is exported), so the rule must not say non-empty.
-        ("export.formats", ["tflite", "png"], "export.formats = ['tflite', 'png'] is not allowed: must be a list of one of saved_model, tflite, int8, onnx, no value twice"),
+        (
+            "export.formats",
+            ["tflite", "png"],
+            "export.formats = ['tflite', 'png'] is not allowed: must be a list of one of saved_model, tflite, int8, onnx, no value twice",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_value_names_key_value_and_rule(key, value, expected):
     params = committed()
     set_param(params, key, value)
@@ -86,11 +158,20 @@ def test_small_floats_as_dvc_writes_them_are_numbers(tmp_path: Path):
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ("  learning_rate: .inf", "train.learning_rate = inf is not allowed: must be a finite number"),
-        ("  learning_rate: .nan", "train.learning_rate = nan is not allowed: must be a finite number"),
-        ("  learning_rate: '0.01'", "train.learning_rate = '0.01' is not allowed: must be a finite number"),
+        (
+            "  learning_rate: .inf",
+            "train.learning_rate = inf is not allowed: must be a finite number",
+        ),
+        (
+            "  learning_rate: .nan",
+            "train.learning_rate = nan is not allowed: must be a finite number",
+        ),
+        (
+            "  learning_rate: '0.01'",
+            "train.learning_rate = '0.01' is not allowed: must be a finite number",
+        ),
     ],
-)  # fmt: skip
+)
 def test_yaml_special_values_are_refused(tmp_path: Path, line, expected):
     text = (ROOT / "params.yaml").read_text().replace("  learning_rate: 0.003", line)
     path = tmp_path / "params.yaml"
@@ -170,8 +251,11 @@ def test_json_schema_is_current_and_params_yaml_points_to_it():
 def test_a_params_file_that_is_not_utf8_is_one_line(tmp_path: Path):
     text = (ROOT / "params.yaml").read_text().replace("base:", "# caf\u00e9\nbase:", 1)
     (tmp_path / "params.yaml").write_bytes(text.encode("latin-1"))
-    with pytest.raises(ParamsError, match=r"params.yaml is not UTF-8 text \(byte 0xe9 at "
-                       r"position \d+\): save it as UTF-8"):  # fmt: skip
+    with pytest.raises(
+        ParamsError,
+        match=r"params.yaml is not UTF-8 text \(byte 0xe9 at "
+        r"position \d+\): save it as UTF-8",
+    ):
         read_params(tmp_path / "params.yaml")
 
 
@@ -196,7 +280,7 @@ def test_an_unknown_section_is_refused_with_a_suggestion(tmp_path: Path):
         ("train.weights", "weights/missing.h5", "must name an existing file in weights/"),
         ("resize.workers", 1000, "must be an integer >= 0 and <= 256"),
     ],
-)  # fmt: skip
+)
 def test_values_that_passed_and_then_misbehaved(key, value, expected):
     params = committed()
     set_param(params, key, value)

@@ -48,9 +48,14 @@ def test_predict_on_raw_test_photos_equals_evaluate(trained, tmp_path):
     broken.write_text("not a photo")
     out = tmp_path / "predictions.csv"
     result = run_predict(
-        *photos, str(broken), "--out", str(out), "--gradcam", str(tmp_path / "cam"),
+        *photos,
+        str(broken),
+        "--out",
+        str(out),
+        "--gradcam",
+        str(tmp_path / "cam"),
         cwd=trained,
-    )  # fmt: skip
+    )
     table = pd.read_csv(out, keep_default_na=False)
     assert table["path"].tolist() == [*photos, str(broken)]
     used = table.iloc[:-1].astype({"probability_1": float, "probability_2": float})
@@ -80,8 +85,12 @@ def test_find_photos_expands_folders_and_globs_and_keeps_missing_paths(tmp_path)
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"")
     found = find_photos([str(tmp_path / "a"), str(tmp_path / "c/*.png"), "nowhere/*.jpg"])
-    assert found.paths == [tmp_path / "a/1.png", tmp_path / "a/b/2.jpg", tmp_path / "c/4.png",
-                           Path("nowhere/*.jpg")]  # fmt: skip
+    assert found.paths == [
+        tmp_path / "a/1.png",
+        tmp_path / "a/b/2.jpg",
+        tmp_path / "c/4.png",
+        Path("nowhere/*.jpg"),
+    ]
     assert found.not_photos == {".txt": 1}
 
 
@@ -92,9 +101,12 @@ def test_predict_with_a_transfer_model(tmp_path):
     model = build_model("mobilenetv3small", 32, 3, filters=[8], dropout=0.0, l2=0.0, weights="none")
     model.save(tmp_path / "model.keras")
     card = ModelCard(
-        model="mobilenetv3small", class_names=["a", "b", "c"], image_size=32, fit="crop",
+        model="mobilenetv3small",
+        class_names=["a", "b", "c"],
+        image_size=32,
+        fit="crop",
         max_megapixels=1,
-    )  # fmt: skip
+    )
     write_card(tmp_path / "model.keras", card)
     save_image(tmp_path / "photos/wide.png", size=(64, 20))
     save_image(tmp_path / "photos/huge.png", size=(1200, 1000))
@@ -103,8 +115,10 @@ def test_predict_with_a_transfer_model(tmp_path):
     assert table["path"].tolist() == ["photos/huge.png", "photos/wide.png"]
     assert table.iloc[0]["reason"] == "too_large"  # the card's max_megapixels, as resize
     assert [column for column in table if column.startswith("class_")] == [
-        "class_1", "class_2", "class_3"
-    ]  # fmt: skip
+        "class_1",
+        "class_2",
+        "class_3",
+    ]
     probabilities = table.iloc[1][["probability_1", "probability_2", "probability_3"]]
     assert probabilities.astype(float).sum() == pytest.approx(1, abs=1e-3)
 
@@ -155,8 +169,10 @@ def test_exports_match_the_keras_model_in_their_own_runtimes(trained):
     assert int8.get_input_details()[0]["dtype"] == int8.get_output_details()[0]["dtype"] == np.uint8
     assert metrics["int8"]["bytes"] < metrics["tflite"]["bytes"]
     assert metrics["int8"]["images"] == len(test.labels)
-    agreement = (RUNNERS["int8"](trained / "models/export/model_int8.tflite")(test.images)
-                 .argmax(1) == expected.argmax(1)).mean()  # fmt: skip
+    agreement = (
+        RUNNERS["int8"](trained / "models/export/model_int8.tflite")(test.images).argmax(1)
+        == expected.argmax(1)
+    ).mean()
     assert metrics["int8"]["top1_agreement"] == pytest.approx(agreement, abs=1e-4)
 
 
@@ -164,25 +180,46 @@ def test_only_the_formats_asked_for_are_exported(trained, tmp_path):
     write_params(trained, **(TINY_PIPELINE | {"export__formats": ["tflite"]}))
     try:
         run_stage(
-            "export", "--model", "models/model.keras", "--resized", "data/resized",
-            "--split", "data/split.csv", "--out", str(tmp_path / "export"),
-            "--metrics", str(tmp_path / "export.json"), cwd=trained,
-        )  # fmt: skip
+            "export",
+            "--model",
+            "models/model.keras",
+            "--resized",
+            "data/resized",
+            "--split",
+            "data/split.csv",
+            "--out",
+            str(tmp_path / "export"),
+            "--metrics",
+            str(tmp_path / "export.json"),
+            cwd=trained,
+        )
     finally:
         run(["git", "checkout", "params.yaml"], trained)
     assert sorted(path.name for path in (tmp_path / "export").iterdir()) == [
-        "model.json", "model.tflite"
-    ]  # fmt: skip
+        "model.json",
+        "model.tflite",
+    ]
     assert set(json.loads((tmp_path / "export.json").read_text())) == {
-        "check_images", "keras", "tflite"
-    }  # fmt: skip
+        "check_images",
+        "keras",
+        "tflite",
+    }
 
 
 def test_the_model_registry_artifact_fetched_from_another_folder_predicts(trained, tmp_path):
     # A registered version is a git tag <artifact>@v<semver> (what `gto register` makes).
     run(["git", "tag", "-a", "image-classifier@v0.1.0", "-m", "first model"], trained)
-    dvc("artifacts", "get", str(trained), "image-classifier", "--rev", "v0.1.0", "-o", "fetched",
-        cwd=tmp_path)  # fmt: skip
+    dvc(
+        "artifacts",
+        "get",
+        str(trained),
+        "image-classifier",
+        "--rev",
+        "v0.1.0",
+        "-o",
+        "fetched",
+        cwd=tmp_path,
+    )
     fetched = tmp_path / "fetched"
     assert {"model.keras", "model.json", "export"} <= {path.name for path in fetched.iterdir()}
     photo = next((trained / "data/raw").glob("*/*.png"))
@@ -190,8 +227,11 @@ def test_the_model_registry_artifact_fetched_from_another_folder_predicts(traine
     # As a user outside this repository runs it: the installed package, no source tree on
     # the path (the console script `image-classifier-predict` is the same command).
     env = {key: value for key, value in stage_env().items() if key != "PYTHONPATH"}
-    result = run(["image-classifier-predict", photo.name, "--model", "fetched/model.keras"],
-                 tmp_path, env=env)  # fmt: skip
+    result = run(
+        ["image-classifier-predict", photo.name, "--model", "fetched/model.keras"],
+        tmp_path,
+        env=env,
+    )
     assert photo.name in result.stdout
     table = pd.read_csv(tmp_path / "predictions.csv")
     assert (
@@ -206,8 +246,13 @@ def untrained(tmp_path_factory) -> Path:
 
     folder = tmp_path_factory.mktemp("untrained")
     build_model("separable_cnn", 32, 3, filters=[4]).save(folder / "model.keras")
-    card = ModelCard(model="separable_cnn", class_names=["a", "b", "c"], image_size=32,
-                     fit="squash", max_megapixels=1)  # fmt: skip
+    card = ModelCard(
+        model="separable_cnn",
+        class_names=["a", "b", "c"],
+        image_size=32,
+        fit="squash",
+        max_megapixels=1,
+    )
     write_card(folder / "model.keras", card)
     save_image(folder / "photos" / "one.png")
     return folder
@@ -223,8 +268,9 @@ def test_a_model_that_does_not_match_its_card_is_refused(untrained, tmp_path):
 
     build_model("separable_cnn", 32, 5, filters=[4]).save(tmp_path / "model.keras")
     shutil.copy(untrained / "model.json", tmp_path / "model.json")  # a 3-class card
-    result = run_predict(str(untrained / "photos"), "--model", "model.keras", cwd=tmp_path,
-                         check=False)  # fmt: skip
+    result = run_predict(
+        str(untrained / "photos"), "--model", "model.keras", cwd=tmp_path, check=False
+    )
     assert last_line(result) == (
         "predict: error: model.keras has 5 outputs but its card names 3 classes (model.json): "
         "they are from different runs; fetch both again (`dvc repro train`, `dvc pull` or "
@@ -257,17 +303,24 @@ def test_a_failed_run_keeps_the_previous_csv_and_says_what_it_skipped(untrained,
 @pytest.mark.parametrize(
     ("arguments", "expected"),
     [
-        (["--model", "notes.keras"], "predict: error: notes.keras is not a Keras model file (a .keras file is a zip archive)"),
-        (["--out", "results"], "predict: error: --out results is a folder: give the CSV's file name, e.g. results/predictions.csv"),
+        (
+            ["--model", "notes.keras"],
+            "predict: error: notes.keras is not a Keras model file (a .keras file is a zip archive)",
+        ),
+        (
+            ["--out", "results"],
+            "predict: error: --out results is a folder: give the CSV's file name, e.g. results/predictions.csv",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_model_and_out_paths_are_one_line(untrained, tmp_path, arguments, expected):
     (tmp_path / "notes.keras").write_text("not a model")
     shutil.copy(untrained / "model.json", tmp_path / "notes.json")
     (tmp_path / "results").mkdir()
     defaults = ["--model", str(untrained / "model.keras")]
-    result = run_predict(str(untrained / "photos"), *defaults, *arguments, cwd=tmp_path,
-                         check=False)  # fmt: skip
+    result = run_predict(
+        str(untrained / "photos"), *defaults, *arguments, cwd=tmp_path, check=False
+    )
     assert last_line(result) == expected
 
 
@@ -313,8 +366,9 @@ def test_predict_marks_answers_below_the_cards_threshold_unsure(untrained, tmp_p
     from image_classifier.data.decode import load_image
 
     model = keras.models.load_model(untrained / "model.keras", compile=False)
-    photos = [save_detailed_image(tmp_path / "photos" / f"{index}.png", seed=index)
-              for index in range(8)]  # fmt: skip
+    photos = [
+        save_detailed_image(tmp_path / "photos" / f"{index}.png", seed=index) for index in range(8)
+    ]
     images = np.stack([load_image(photo, 32, "squash", 10**8) for photo in photos])
     # Scale the untrained logits so the top two differ by about 2 in the median: confidences
     # that differ photo to photo, far from both 1/3 and a saturated 1.0 (a fixed scale saturated
@@ -338,8 +392,9 @@ def test_predict_marks_answers_below_the_cards_threshold_unsure(untrained, tmp_p
     assert "8 photos classified (4 unsure: below" in result.stderr
     run_predict("photos", "--model", "model.keras", "--min-confidence", "0", cwd=tmp_path)
     assert not pd.read_csv(tmp_path / "predictions.csv")["unsure"].any()
-    result = run_predict("photos", "--model", "model.keras", "--min-confidence", "1.5",
-                         cwd=tmp_path, check=False)  # fmt: skip
+    result = run_predict(
+        "photos", "--model", "model.keras", "--min-confidence", "1.5", cwd=tmp_path, check=False
+    )
     assert result.returncode == 2  # argparse's usage error, as for every bad option
     assert result.stderr.strip().splitlines()[-1] == (
         "predict.py: error: --min-confidence must be between 0 and 1, not 1.5"

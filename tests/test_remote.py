@@ -24,9 +24,12 @@ def s3_endpoint():
     try:
         endpoint = f"http://127.0.0.1:{server._server.server_port}"
         client = boto3.client(
-            "s3", endpoint_url=endpoint, aws_access_key_id=ACCESS_KEY,
-            aws_secret_access_key=SECRET_KEY, region_name="us-east-1",
-        )  # fmt: skip
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+            region_name="us-east-1",
+        )
         client.create_bucket(Bucket=BUCKET)
         yield endpoint
     finally:
@@ -104,8 +107,9 @@ def test_two_clones_share_data_models_and_experiments(s3_endpoint, tiny_pipeline
 
     # No credential in any file git tracks or in the logs.
     for repo in (a, b):
-        tracked = run(["git", "grep", "-I", "-l", "-e", ACCESS_KEY, "-e", SECRET_KEY], repo,
-                      check=False)  # fmt: skip
+        tracked = run(
+            ["git", "grep", "-I", "-l", "-e", ACCESS_KEY, "-e", SECRET_KEY], repo, check=False
+        )
         assert tracked.returncode == 1, tracked.stdout
         assert SECRET_KEY not in (repo / ".dvc/config").read_text()
     history = run(["git", "log", "-p", "--all"], origin).stdout

@@ -51,8 +51,10 @@ def dds_with_unknown_pixel_format() -> bytes:
 
 def test_the_hostile_files_do_break_pillow(tmp_path):
     """The files above are only worth testing while Pillow itself fails on them this way."""
-    for data, error in ((jpeg_with_bad_exif_type(), struct.error),
-                        (dds_with_unknown_pixel_format(), NotImplementedError)):  # fmt: skip
+    for data, error in (
+        (jpeg_with_bad_exif_type(), struct.error),
+        (dds_with_unknown_pixel_format(), NotImplementedError),
+    ):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with pytest.raises(error), Image.open(io.BytesIO(data)) as image:
@@ -79,8 +81,16 @@ def test_resize_stage(tmp_path):
     before = tree_digest(raw)
     write_params(tmp_path, resize__size=32, resize__workers=2)
 
-    run_stage("resize", "--raw", "data/raw", "--out", "data/resized",
-              "--metrics", "metrics/resize.json", cwd=tmp_path)  # fmt: skip
+    run_stage(
+        "resize",
+        "--raw",
+        "data/raw",
+        "--out",
+        "data/resized",
+        "--metrics",
+        "metrics/resize.json",
+        cwd=tmp_path,
+    )
 
     assert tree_digest(raw) == before
     out = tmp_path / "data" / "resized"
@@ -110,14 +120,27 @@ def test_resize_stage(tmp_path):
     metrics = json.loads((tmp_path / "metrics" / "resize.json").read_text())
     assert metrics["images"] == 12 and metrics["rejected"] == 6
     assert metrics["rejected_by_reason"] == {
-        "empty": 1, "not_an_image": 1, "too_large": 1, "truncated": 1, "unreadable": 2,
-    }  # fmt: skip
+        "empty": 1,
+        "not_an_image": 1,
+        "too_large": 1,
+        "truncated": 1,
+        "unreadable": 2,
+    }
 
 
 def test_resize_without_download(tmp_path):
     write_params(tmp_path)
-    result = run_stage("resize", "--raw", "data/raw", "--out", "data/resized",
-                       "--metrics", "m.json", cwd=tmp_path, check=False)  # fmt: skip
+    result = run_stage(
+        "resize",
+        "--raw",
+        "data/raw",
+        "--out",
+        "data/resized",
+        "--metrics",
+        "m.json",
+        cwd=tmp_path,
+        check=False,
+    )
     assert result.returncode == 1
     assert result.stderr.strip() == (
         "resize: error: data/raw/manifest.csv not found: run the download stage first"
@@ -163,8 +186,16 @@ def test_a_killed_run_leaves_no_temporary_behind(tmp_path):
     stale = tmp_path / "data" / ".resized.k3j9x2.tmp"
     stale.mkdir()
     (stale / "images.npy").write_bytes(b"\0" * 1000)
-    run_stage("resize", "--raw", "data/raw", "--out", "data/resized",
-              "--metrics", "metrics/resize.json", cwd=tmp_path)  # fmt: skip
+    run_stage(
+        "resize",
+        "--raw",
+        "data/raw",
+        "--out",
+        "data/resized",
+        "--metrics",
+        "metrics/resize.json",
+        cwd=tmp_path,
+    )
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["raw", "resized"]
 
 
@@ -176,8 +207,16 @@ def test_the_stage_fits_non_square_photos_as_asked(tmp_path, fit):
     save_detailed_image(raw / "dog" / "tall.png", size=(20, 60), seed=2)
     write_manifest(raw)
     write_params(tmp_path, resize__size=16, resize__fit=fit)
-    run_stage("resize", "--raw", "data/raw", "--out", "data/resized",
-              "--metrics", "metrics/resize.json", cwd=tmp_path)  # fmt: skip
+    run_stage(
+        "resize",
+        "--raw",
+        "data/raw",
+        "--out",
+        "data/resized",
+        "--metrics",
+        "metrics/resize.json",
+        cwd=tmp_path,
+    )
     images = np.load(tmp_path / "data/resized/images.npy")
     for row, name in enumerate(("cat/wide.png", "dog/tall.png")):
         expected = load_image(raw / name, 16, fit, 10**8)

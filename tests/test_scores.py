@@ -109,10 +109,14 @@ def test_the_majority_predictor_is_not_the_model_kept(monitor, kept):
 
 def test_early_stopping_follows_the_monitor_and_waits_for_half_the_run():
     flat_accuracy_rising_f1 = [
-        {"val_accuracy": 0.57, "val_macro_f1": 0.10 + 0.02 * i, "val_balanced_accuracy": 0.25,
-         "val_loss": 1.0}
+        {
+            "val_accuracy": 0.57,
+            "val_macro_f1": 0.10 + 0.02 * i,
+            "val_balanced_accuracy": 0.25,
+            "val_loss": 1.0,
+        }
         for i in range(12)
-    ]  # fmt: skip
+    ]
     # Still improving in macro F1: never stopped, although accuracy has not moved.
     assert scripted_training("val_macro_f1", flat_accuracy_rising_f1, patience=2) == (11, 12)
     # Flat in balanced accuracy: stopped after the patience, but not in the first half.

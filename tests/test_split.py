@@ -143,8 +143,12 @@ def corrections_file(tmp_path, text: str) -> pd.DataFrame:
 
 
 def small_index():
-    return pd.DataFrame({"path": ["cat/1.png", "cat/2.png", "dog/1.png", "dog/2.png"],
-                         "class": ["cat", "cat", "dog", "dog"]})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "path": ["cat/1.png", "cat/2.png", "dog/1.png", "dog/2.png"],
+            "class": ["cat", "cat", "dog", "dog"],
+        }
+    )
 
 
 def test_corrections_relabel_and_exclude_exactly_the_rows_they_name(tmp_path):
@@ -164,13 +168,18 @@ def test_corrections_relabel_and_exclude_exactly_the_rows_they_name(tmp_path):
     ("rows", "expected"),
     [
         ("cat/9.png,exclude,,\n", "c.csv line 2: 'cat/9.png' is not an image of the data"),
-        ("cat/1.png,relabel,cow,\n", "c.csv line 2: class 'cow' is not one of the classes (cat, dog)"),
-        ("cat/1.png,exclude,,\ndog/2.png,exclude,,\ncat/1.png,relabel,dog,\n",
-         "c.csv line 4: 'cat/1.png' is listed twice (first on line 2)"),
+        (
+            "cat/1.png,relabel,cow,\n",
+            "c.csv line 2: class 'cow' is not one of the classes (cat, dog)",
+        ),
+        (
+            "cat/1.png,exclude,,\ndog/2.png,exclude,,\ncat/1.png,relabel,dog,\n",
+            "c.csv line 4: 'cat/1.png' is listed twice (first on line 2)",
+        ),
         ("cat/1.png,delete,,\n", "c.csv line 2: action 'delete' is not one of relabel, exclude"),
         ("cat/1.png,relabel,,\n", "c.csv line 2: class '' is not one of the classes (cat, dog)"),
     ],
-)  # fmt: skip
+)
 def test_a_bad_correction_is_refused_with_its_line(tmp_path, rows, expected):
     from image_classifier.data.corrections import apply_corrections
 
@@ -185,8 +194,9 @@ def test_excluded_images_are_in_no_split():
     from image_classifier.data.partition import assign_splits
 
     labels, groups = dataset(per_class=(40, 40))
-    index = pd.DataFrame({"path": [f"p{i}" for i in range(80)], "class": labels, "split": "",
-                          "pixel_hash": groups})  # fmt: skip
+    index = pd.DataFrame(
+        {"path": [f"p{i}" for i in range(80)], "class": labels, "split": "", "pixel_hash": groups}
+    )
     excluded = pd.Series(np.arange(80) % 10 == 0)
     table = assign_splits(index, 0.2, 0.2, seed=0, excluded=excluded)
     assert (table.loc[excluded, "split"] == "excluded").all()

@@ -50,9 +50,20 @@ TINY = {
 
 
 def train_args(folder):
-    return ("--resized", "resized", "--split", "split.csv", "--model", "models/model.keras",
-            "--live", "plots/training", "--metrics", "metrics/train.json",
-            "--backup", "backup")  # fmt: skip
+    return (
+        "--resized",
+        "resized",
+        "--split",
+        "split.csv",
+        "--model",
+        "models/model.keras",
+        "--live",
+        "plots/training",
+        "--metrics",
+        "metrics/train.json",
+        "--backup",
+        "backup",
+    )
 
 
 @pytest.fixture
@@ -143,12 +154,20 @@ def test_the_model_returned_has_the_best_epochs_weights(tiny):
     from sklearn.metrics import f1_score
 
     raw = read_params()["train"] | {
-        "epochs": 5, "min_steps": 0, "batch_size": 8, "filters": [8, 16],
-        "lr_schedule": "constant", "learning_rate": 0.05, "early_stopping_patience": 0,
+        "epochs": 5,
+        "min_steps": 0,
+        "batch_size": 8,
+        "filters": [8, 16],
+        "lr_schedule": "constant",
+        "learning_rate": 0.05,
+        "early_stopping_patience": 0,
         # Pinned, so that the setting does not move with the committed defaults.
-        "rotation": 0.03, "zoom": 0.08, "translation": 0.1, "interpolation": "bilinear",
+        "rotation": 0.03,
+        "zoom": 0.08,
+        "translation": 0.1,
+        "interpolation": "bilinear",
         "class_weights": True,
-    }  # fmt: skip
+    }
     train, val = (
         load_subset(tiny / "resized", tiny / "split.csv", part) for part in ("train", "val")
     )
@@ -196,16 +215,24 @@ def test_train_stage_outputs_and_reproducibility(tiny):
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        ({"train__batch_size": 0},
-         "train: error: params.yaml: train.batch_size = 0 is not allowed: must be an integer >= 1 and <= 65536"),
-        ({"train__learning_rate": -0.01},
-         "train: error: params.yaml: train.learning_rate = -0.01 is not allowed: must be a finite number > 0 and <= 10"),
-        ({"train__model": "resnet9000"},
-         "train: error: params.yaml: train.model = 'resnet9000' is not allowed: must be one of separable_cnn, vgg16"),
-        ({"train__model": "vgg16", "train__weights": "none"},
-         "train: error: images are 24x24 (resize.size = 24) but train.model = vgg16 needs at least 32x32"),
+        (
+            {"train__batch_size": 0},
+            "train: error: params.yaml: train.batch_size = 0 is not allowed: must be an integer >= 1 and <= 65536",
+        ),
+        (
+            {"train__learning_rate": -0.01},
+            "train: error: params.yaml: train.learning_rate = -0.01 is not allowed: must be a finite number > 0 and <= 10",
+        ),
+        (
+            {"train__model": "resnet9000"},
+            "train: error: params.yaml: train.model = 'resnet9000' is not allowed: must be one of separable_cnn, vgg16",
+        ),
+        (
+            {"train__model": "vgg16", "train__weights": "none"},
+            "train: error: images are 24x24 (resize.size = 24) but train.model = vgg16 needs at least 32x32",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_values_stop_with_one_line(tmp_path, overrides, expected):
     make_resized_dataset(tmp_path, size=24)
     write_params(tmp_path, **overrides)
@@ -219,8 +246,10 @@ def test_bad_values_stop_with_one_line(tmp_path, overrides, expected):
 def test_a_batch_larger_than_the_train_split_is_cut_to_it(tiny):
     write_params(tiny, **{**TINY, "train__batch_size": 1000, "train__epochs": 1})
     result = run_stage("train", *train_args(tiny), cwd=tiny)
-    assert ("train: warning: train.batch_size = 1000 is more than the 48 training images: "
-            "batches of 48 instead") in result.stderr  # fmt: skip
+    assert (
+        "train: warning: train.batch_size = 1000 is more than the 48 training images: "
+        "batches of 48 instead"
+    ) in result.stderr
     assert json.loads((tiny / "metrics/train.json").read_text())["epochs_run"] == 1
 
 
@@ -298,9 +327,13 @@ def test_a_killed_train_leaves_the_previous_curves_whole(tiny):
     # Long enough to be killed mid-run: 500 epochs, no early stop.
     write_params(tiny, **{**TINY, "train__epochs": 500, "train__early_stopping_patience": 0})
     process = subprocess.Popen(
-        [sys.executable, "-m", "stages.train", *train_args(tiny)], cwd=tiny, env=stage_env(),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "stages.train", *train_args(tiny)],
+        cwd=tiny,
+        env=stage_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         # Kill it once this run has logged an epoch into its own temporary curves, or as
         # soon as the previous curves change (what the test exists to catch).
@@ -322,9 +355,13 @@ def test_a_killed_train_leaves_the_previous_curves_whole(tiny):
 def start_and_kill_after(folder, epochs_done: int) -> None:
     """Run the train stage and SIGKILL it once its backup holds `epochs_done` epochs."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "stages.train", *train_args(folder)], cwd=folder, env=stage_env(),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "stages.train", *train_args(folder)],
+        cwd=folder,
+        env=stage_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and process.poll() is None:
@@ -416,9 +453,13 @@ def test_class_weights_shift_answers_to_the_rare_class_and_the_default_keeps_the
 
     train, val = noise([120, 60, 20]), noise([60, 30, 10])
     raw = read_params()["train"] | {
-        "epochs": 4, "min_steps": 0, "batch_size": 20, "filters": [4, 8], "l2": 0.0,
+        "epochs": 4,
+        "min_steps": 0,
+        "batch_size": 20,
+        "filters": [4, 8],
+        "l2": 0.0,
         "early_stopping_patience": 0,
-    }  # fmt: skip
+    }
     assert read_params()["train"]["class_weights"] is False  # the committed default
     rare_share = {}
     for weighted in (False, True):

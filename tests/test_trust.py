@@ -164,14 +164,29 @@ def broken_by_quantization(folder):
     # cow in float; in int8 the probabilities of cat and cow round to the same value.
     model = colour_model(np.zeros((3, 3)), np.array([0.0, 1e-3, -1.0]))
     model.save(folder / "models/model.keras")
-    card = ModelCard(model="separable_cnn", class_names=["cat", "cow", "dog"], image_size=32,
-                     fit="squash", max_megapixels=50)  # fmt: skip
+    card = ModelCard(
+        model="separable_cnn",
+        class_names=["cat", "cow", "dog"],
+        image_size=32,
+        fit="squash",
+        max_megapixels=50,
+    )
     write_card(folder / "models/model.keras", card)
 
 
 def export_args(out="export"):
-    return ["--model", "models/model.keras", "--resized", "resized", "--split", "split.csv",
-            "--out", out, "--metrics", f"{out}.json"]  # fmt: skip
+    return [
+        "--model",
+        "models/model.keras",
+        "--resized",
+        "resized",
+        "--split",
+        "split.csv",
+        "--out",
+        out,
+        "--metrics",
+        f"{out}.json",
+    ]
 
 
 def test_the_int8_gate_stops_export_when_quantization_breaks_a_class(tmp_path):
@@ -193,8 +208,12 @@ def test_the_int8_gate_stops_export_when_quantization_breaks_a_class(tmp_path):
     )
     assert not (tmp_path / "export").exists() and not (tmp_path / "export.json").exists()
     # With both gates open the same export is written, and its numbers say what the gate saw.
-    write_params(tmp_path, export__formats=["int8"], export__int8_min_agreement=0.0,
-                 export__int8_max_recall_drop=1.0)  # fmt: skip
+    write_params(
+        tmp_path,
+        export__formats=["int8"],
+        export__int8_min_agreement=0.0,
+        export__int8_max_recall_drop=1.0,
+    )
     run_stage("export", *export_args(), cwd=tmp_path)
     metrics = json.loads((tmp_path / "export.json").read_text())["int8"]
     assert metrics["largest_recall_drop"] == {"class": "cow", "drop": 1.0}
@@ -243,8 +262,15 @@ def test_the_int8_agreement_gate():
 
 def predictions_csv(path, predicted, actual, paths=None):
     paths = paths or [f"{label}/{index}.png" for index, label in enumerate(actual)]
-    table = pd.DataFrame({"path": paths, "actual": actual, "predicted": predicted,
-                          "confidence": 0.9, "unsure": False})  # fmt: skip
+    table = pd.DataFrame(
+        {
+            "path": paths,
+            "actual": actual,
+            "predicted": predicted,
+            "confidence": 0.9,
+            "unsure": False,
+        }
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(path, index=False)
     return path
@@ -258,33 +284,50 @@ def test_compare_counts_and_exact_p_value_by_hand(tmp_path):
     a = ["dog"] * 7 + ["cat"] * 3 + ["dog"] * 10
     b = ["cat"] * 6 + ["dog"] + ["cat"] * 3 + ["dog"] * 3 + ["cat"] + ["dog"] * 6
     names = ("a.csv", "b.csv")
-    paired = pair(*(read_predictions(str(predictions_csv(tmp_path / name, predicted, actual)),
-                                     tmp_path) for name, predicted in zip(names, (a, b))),
-                  names)  # fmt: skip
+    paired = pair(
+        *(
+            read_predictions(str(predictions_csv(tmp_path / name, predicted, actual)), tmp_path)
+            for name, predicted in zip(names, (a, b))
+        ),
+        names,
+    )
     result = compare(paired, names)
     assert (result.both_right, result.right_to_wrong, result.wrong_to_right, result.both_wrong) == (
-        12, 1, 6, 1
-    )  # fmt: skip
+        12,
+        1,
+        6,
+        1,
+    )
     # Exact McNemar: 2 * P(X <= 1) for X ~ binomial(7, 1/2) = 2 * (1 + 7) / 128.
     assert result.p_value == pytest.approx(16 / 128)
     assert result.p_value == pytest.approx(binomtest(1, 7, 0.5).pvalue)
     assert result.verdict.startswith("no evidence of a difference (p = 0.12)")
     assert (result.accuracy_a, result.accuracy_b) == (0.65, 0.9)
     # Ten more images fixed and none broken is evidence.
-    more = compare(pair(paired.assign(predicted_a="x")[["path", "actual_a", "predicted_a"]]
-                        .set_axis(["path", "actual", "predicted"], axis=1),
-                        paired[["path", "actual_b", "predicted_b"]]
-                        .set_axis(["path", "actual", "predicted"], axis=1), names), names)  # fmt: skip
+    more = compare(
+        pair(
+            paired.assign(predicted_a="x")[["path", "actual_a", "predicted_a"]].set_axis(
+                ["path", "actual", "predicted"], axis=1
+            ),
+            paired[["path", "actual_b", "predicted_b"]].set_axis(
+                ["path", "actual", "predicted"], axis=1
+            ),
+            names,
+        ),
+        names,
+    )
     assert more.right_to_wrong == 0 and more.wrong_to_right == 18
     assert more.verdict == f"b.csv is better, p = {binomtest(0, 18, 0.5).pvalue:.2g}"
 
 
 def test_compare_refuses_runs_scored_on_different_test_splits(tmp_path):
     a = predictions_csv(tmp_path / "a.csv", ["cat", "dog"], ["cat", "dog"])
-    b = predictions_csv(tmp_path / "b.csv", ["cat", "dog"], ["cat", "dog"],
-                        paths=["cat/0.png", "dog/9.png"])  # fmt: skip
-    result = run_module("image_classifier.compare", str(a), str(b), "--out", "out",
-                        cwd=tmp_path, check=False)  # fmt: skip
+    b = predictions_csv(
+        tmp_path / "b.csv", ["cat", "dog"], ["cat", "dog"], paths=["cat/0.png", "dog/9.png"]
+    )
+    result = run_module(
+        "image_classifier.compare", str(a), str(b), "--out", "out", cwd=tmp_path, check=False
+    )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"compare: error: {a} and {b} were scored on different test splits (2 and 2 images, 1 "
@@ -320,8 +363,11 @@ def test_compare_reads_git_revisions_and_draws_the_flipped_images(tmp_path):
     assert "McNemar's exact test: no evidence of a difference (p = 1)" in result.stdout
     saved = json.loads((repo / "comparison/comparison.json").read_text())
     assert (saved["a"], saved["b"], saved["right_to_wrong"], saved["wrong_to_right"]) == (
-        "main", "better", 1, 1
-    )  # fmt: skip
+        "main",
+        "better",
+        1,
+        1,
+    )
     from tests.conftest import png_size
 
     assert png_size(repo / "comparison/flips.png")[0] > 300

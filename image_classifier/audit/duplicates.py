@@ -105,8 +105,13 @@ class SharedDetail:
 def shifted_windows(padded: np.ndarray) -> np.ndarray:
     """(shifts, DETAIL * DETAIL): every DETAIL-pixel window of one padded thumbnail."""
     span = 2 * MAX_SHIFT + 1
-    return np.stack([padded[dy : dy + DETAIL, dx : dx + DETAIL].ravel()
-                     for dy in range(span) for dx in range(span)])  # fmt: skip
+    return np.stack(
+        [
+            padded[dy : dy + DETAIL, dx : dx + DETAIL].ravel()
+            for dy in range(span)
+            for dx in range(span)
+        ]
+    )
 
 
 def correlation(
@@ -153,8 +158,9 @@ def near_duplicate_pairs(
     unique, position = np.unique(np.stack([low, high], axis=1), axis=0, return_inverse=True)
     scores = correlation(*details(images), unique[:, 0], unique[:, 1])
     typical = np.median(scores[position.ravel()].reshape(nearest.shape), axis=1)
-    pairs = pd.DataFrame({"first": unique[:, 0], "second": unique[:, 1],
-                          "correlation": scores.round(4)})  # fmt: skip
+    pairs = pd.DataFrame(
+        {"first": unique[:, 0], "second": unique[:, 1], "correlation": scores.round(4)}
+    )
     pairs["ordinary"] = np.maximum(typical[unique[:, 0]], typical[unique[:, 1]]).round(4)
     copy = (pairs["correlation"] >= min_correlation) & (
         1 - pairs["correlation"] <= relative_distance * (1 - pairs["ordinary"])

@@ -21,8 +21,10 @@ MEMORISED_GAP = 0.05
 def given_label_accuracy(probabilities: np.ndarray, labels: np.ndarray, splits: np.ndarray):
     """How often the model's answer is the given label, on train and on val."""
     right = probabilities.argmax(axis=1) == labels
-    return {f"{split}_accuracy": round(float(right[splits == split].mean()), 4)
-            for split in ("train", "val")}  # fmt: skip
+    return {
+        f"{split}_accuracy": round(float(right[splits == split].mean()), 4)
+        for split in ("train", "val")
+    }
 
 
 def cross_validated_probabilities(
@@ -36,8 +38,9 @@ def cross_validated_probabilities(
     classifier = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=500))
     probabilities = np.zeros((len(labels), num_classes))
     present = np.unique(labels)
-    predicted = cross_val_predict(classifier, embeddings, labels, cv=splitter,
-                                  method="predict_proba")  # fmt: skip
+    predicted = cross_val_predict(
+        classifier, embeddings, labels, cv=splitter, method="predict_proba"
+    )
     probabilities[:, present] = predicted
     return probabilities
 
@@ -50,13 +53,17 @@ def suspect_labels(labels: np.ndarray, probabilities: np.ndarray) -> pd.DataFram
     from cleanlab.filter import find_label_issues
 
     issues = find_label_issues(
-        labels, probabilities, filter_by="both",
+        labels,
+        probabilities,
+        filter_by="both",
         return_indices_ranked_by="self_confidence",
-    )  # fmt: skip
+    )
     issues = np.asarray(issues, int)
-    return pd.DataFrame({
-        "index": issues,
-        "given": labels[issues],
-        "suggested": probabilities[issues].argmax(axis=1),
-        "score": probabilities[issues, labels[issues]].round(4),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "index": issues,
+            "given": labels[issues],
+            "suggested": probabilities[issues].argmax(axis=1),
+            "score": probabilities[issues, labels[issues]].round(4),
+        }
+    )

@@ -60,8 +60,9 @@ def split_indices(
         fractions = [val_fraction, test_fraction]
     else:
         val_share, test_share = val_fraction, test_fraction
-        fractions = [share for split, share in (("val", val_share), ("test", test_share))
-                     if not has[split]]  # fmt: skip
+        fractions = [
+            share for split, share in (("val", val_share), ("test", test_share)) if not has[split]
+        ]
     _check_class_sizes(frame, pool["label"], minimum_per_class(fractions) if fractions else 1)
 
     if not has["test"]:

@@ -30,8 +30,17 @@ from image_classifier.params import DataParams
 
 # Labels 0-9 of Animal-MNIST, checked by eye against the images.
 ANIMAL_MNIST_CLASSES = (
-    "bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra",
-)  # fmt: skip
+    "bear",
+    "bird",
+    "cat",
+    "cow",
+    "dog",
+    "elephant",
+    "giraffe",
+    "horse",
+    "sheep",
+    "zebra",
+)
 # Animals-10's folders are Italian; the translate.py in its archive is wrong (no ragno,
 # cavallo twice), so this is our own map.
 ITALIAN_CLASS_NAMES = {

@@ -74,8 +74,9 @@ def gradcam_heatmap(model, images: np.ndarray, class_index, layer_name: str) -> 
     trunk, mirrored = views(model)
     probe = keras.Model(trunk.inputs, [trunk.get_layer(layer_name).output, trunk.output])
     with tf.GradientTape() as tape:
-        outputs = [probe(tf.reverse(images, [2]) if flip else images, training=False)
-                   for flip in mirrored]  # fmt: skip
+        outputs = [
+            probe(tf.reverse(images, [2]) if flip else images, training=False) for flip in mirrored
+        ]
         feature_maps = [tf.cast(maps, tf.float32) for maps, _ in outputs]
         pooled = tf.add_n([features for _, features in outputs]) / len(outputs)
         logits = tf.cast(head(model, pooled), tf.float32)

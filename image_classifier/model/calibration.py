@@ -175,8 +175,10 @@ def choose_temperature(
             f"it lowers the ECE on val photos it was not fitted on ({before:.4f} -> {after:.4f})"
         )
         return fitted, fitted, before, after, reason
-    reason = (f"a fitted temperature ({fitted:.3f}) does not lower the ECE on val photos it was "
-              f"not fitted on ({before:.4f} -> {after:.4f}), so none is applied")  # fmt: skip
+    reason = (
+        f"a fitted temperature ({fitted:.3f}) does not lower the ECE on val photos it was "
+        f"not fitted on ({before:.4f} -> {after:.4f}), so none is applied"
+    )
     return 1.0, fitted, before, after, reason
 
 

@@ -272,8 +272,12 @@ class Tracking:
     @classmethod
     def start(cls, params: TrainParams, state: dict | None) -> "Tracking":
         history = {k: list(v) for k, v in state["history"].items()} if state else {}
-        return cls(BestWeights(params.monitor), TrainingClock(),
-                   early_stopping(params, params.epochs), history)  # fmt: skip
+        return cls(
+            BestWeights(params.monitor),
+            TrainingClock(),
+            early_stopping(params, params.epochs),
+            history,
+        )
 
     @property
     def epochs(self) -> int:
@@ -356,9 +360,10 @@ def fit_model(
         )
         state = None
     model.set_weights(tracking.best.weights)
-    seconds, rate = time.perf_counter() - started, tracking.images_per_second(steps, params)
-    return FitResult(model, tracking.history, tracking.best.best_epoch, seconds, rate,
-                     count_flops(model), resumed_from)  # fmt: skip
+    rate, flops = tracking.images_per_second(steps, params), count_flops(model)
+    seconds = time.perf_counter() - started
+    best = tracking.best.best_epoch
+    return FitResult(model, tracking.history, best, seconds, rate, flops, resumed_from)
 
 
 def progress_style() -> int:

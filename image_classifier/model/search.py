@@ -12,14 +12,21 @@ from image_classifier.params import MONITORS, VAL_SCORES, SweepParams, TrainPara
 # The train params a pair does not take from params.yaml: dvc.yaml lists the sweep's deps on
 # the others, and tests/test_pipeline.py checks that the two lists make every train param.
 SET_BY_THE_SWEEP = (
-    "learning_rate", "batch_size", "epochs", "min_steps", "early_stopping_patience",
+    "learning_rate",
+    "batch_size",
+    "epochs",
+    "min_steps",
+    "early_stopping_patience",
     "fine_tune_epochs",
-)  # fmt: skip
+)
 # No fine-tuning phase, no calibration and no flip averaging: the train stage calibrates the
 # model it keeps and makes it answer on mirror images too; the sweep ranks on val as trained.
 UNUSED_BY_THE_SWEEP = (
-    "fine_tune_learning_rate", "fine_tune_layers", "unsure_error_ratio", "flip_average",
-)  # fmt: skip
+    "fine_tune_learning_rate",
+    "fine_tune_layers",
+    "unsure_error_ratio",
+    "flip_average",
+)
 
 
 def pair_params(train: TrainParams, sweep: SweepParams, learning_rate: float, batch_size: int):
@@ -43,8 +50,12 @@ def run_pairs(pairs, train, sweep, train_set, val_set, seed, devices) -> list[di
         bar.set_postfix(learning_rate=learning_rate, batch_size=batch_size, refresh=False)
         result = fit_model(
             pair_params(train, sweep, learning_rate, batch_size),
-            train_set, val_set, seed, devices, verbose=0,
-        )  # fmt: skip
+            train_set,
+            val_set,
+            seed,
+            devices,
+            verbose=0,
+        )
         history, best_epoch = result.history, result.best_epoch
         scores = {name: round(history[name][best_epoch], 4) for name in VAL_SCORES}
         rows.append(

@@ -217,14 +217,16 @@ def quantization_scores(
     return {
         "images": len(labels),
         "top1_agreement": round(float((expected_top == actual_top).mean()), 4),
-        "accuracy": {"keras": round(float((expected_top == labels).mean()), 4),
-                     "int8": round(float((actual_top == labels).mean()), 4)},
+        "accuracy": {
+            "keras": round(float((expected_top == labels).mean()), 4),
+            "int8": round(float((actual_top == labels).mean()), 4),
+        },
         "largest_recall_drop": {"class": class_names[worst], "drop": round(float(drops[worst]), 4)},
         "per_class_recall": {
             name: {"keras": round(float(b), 4), "int8": round(float(a), 4)}
             for name, b, a in zip(class_names, before, after, strict=True)
         },
-    }  # fmt: skip
+    }
 
 
 def check_quantized(scores: dict, min_agreement: float, max_recall_drop: float) -> None:
@@ -283,8 +285,9 @@ def judge(
     """An export's scores against the Keras model, and a phrase for the log; stops the stage
     (StageError) when they are out of bounds."""
     if name == "int8":
-        scores = quantization_scores(reference.labels, reference.probabilities,
-                                     run(reference.images), reference.class_names)  # fmt: skip
+        scores = quantization_scores(
+            reference.labels, reference.probabilities, run(reference.images), reference.class_names
+        )
         check_quantized(scores, min_agreement, max_recall_drop)
         worst = scores["largest_recall_drop"]
         return scores, (
@@ -293,7 +296,8 @@ def judge(
             f"points ({worst['class']})"
         )
     count = reference.check_images
-    scores = agreement(reference.probabilities[:count],
-                       run(reference.images[:count].astype(np.float32)))  # fmt: skip
+    scores = agreement(
+        reference.probabilities[:count], run(reference.images[:count].astype(np.float32))
+    )
     check(name, scores)
     return scores, f"probabilities within {scores['max_probability_difference']:.1e} of Keras"

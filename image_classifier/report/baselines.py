@@ -127,8 +127,7 @@ def choice_rows(labels: np.ndarray, seed: int) -> np.ndarray:
     rows = np.arange(len(labels))
     if len(rows) <= CHOICE_IMAGES:
         return rows
-    chosen, _ = train_test_split(rows, train_size=CHOICE_IMAGES, stratify=labels,
-                                 random_state=seed)  # fmt: skip
+    chosen, _ = train_test_split(rows, train_size=CHOICE_IMAGES, stratify=labels, random_state=seed)
     return np.sort(chosen)
 
 
@@ -169,8 +168,11 @@ def fit_baselines(
     val_features = {pixels: pixel_features(val.images, gray, pixels) for pixels in PIXELS}
     fitted = [fit_majority(train.labels)]
     for name in ("logistic_regression", "gradient_boosting"):
-        fitted.append(fit_chosen_on_val(name, train_features, train.labels, val_features,
-                                        val.labels, monitor, seed))  # fmt: skip
+        fitted.append(
+            fit_chosen_on_val(
+                name, train_features, train.labels, val_features, val.labels, monitor, seed
+            )
+        )
     return fitted, gray
 
 
@@ -200,6 +202,9 @@ def score_baselines(fitted: list[Fitted], gray: bool, test: Subset, train_images
     result["best"] = {}
     for score in BASELINE_SCORES:
         name = max((model.name for model in fitted), key=lambda name: result[name][score])
-        result["best"][score] = {"model": name, "value": result[name][score],
-                                 "pixels": result[name].get("pixels", 0)}  # fmt: skip
+        result["best"][score] = {
+            "model": name,
+            "value": result[name][score],
+            "pixels": result[name].get("pixels", 0),
+        }
     return {**result, "train_images": train_images, "test_images": len(test.labels)}

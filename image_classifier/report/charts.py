@@ -123,8 +123,12 @@ def confusion_figure(matrix: np.ndarray, class_names: list[str], accuracy: float
     return figure
 
 
-CURVES = {"loss": "Loss", "accuracy": "Accuracy", "macro_f1": "Macro F1",
-          "balanced_accuracy": "Balanced accuracy"}  # fmt: skip
+CURVES = {
+    "loss": "Loss",
+    "accuracy": "Accuracy",
+    "macro_f1": "Macro F1",
+    "balanced_accuracy": "Balanced accuracy",
+}
 
 
 def curves_figure(history: pd.DataFrame, best_epoch: int, monitor: str) -> Figure:
@@ -226,24 +230,49 @@ def reliability_figure(diagrams: dict, unsure_below: float) -> Figure:
             width = 1 / len(diagram.lower)
             filled = diagram.count > 0
             lower = diagram.lower[filled]
-            top.bar(lower, diagram.accuracy[filled], width, align="edge", color="#4C72B0",
-                    edgecolor="white", label="share right")  # fmt: skip
+            top.bar(
+                lower,
+                diagram.accuracy[filled],
+                width,
+                align="edge",
+                color="#4C72B0",
+                edgecolor="white",
+                label="share right",
+            )
             gap = diagram.confidence[filled] - diagram.accuracy[filled]
-            top.bar(lower, gap, width, bottom=diagram.accuracy[filled], align="edge",
-                    fill=False, hatch="///", edgecolor="#C44E52", linewidth=0.8,
-                    label="gap to the mean confidence")  # fmt: skip
+            top.bar(
+                lower,
+                gap,
+                width,
+                bottom=diagram.accuracy[filled],
+                align="edge",
+                fill=False,
+                hatch="///",
+                edgecolor="#C44E52",
+                linewidth=0.8,
+                label="gap to the mean confidence",
+            )
             top.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
-            top.set(xlim=(0, 1), ylim=(0, 1), ylabel="share of answers right",
-                    title=f"{title}\nECE {diagram.ece:.4f}")  # fmt: skip
+            top.set(
+                xlim=(0, 1),
+                ylim=(0, 1),
+                ylabel="share of answers right",
+                title=f"{title}\nECE {diagram.ece:.4f}",
+            )
             top.legend(loc="upper left", fontsize=8)
             bottom.bar(lower, diagram.count[filled], width, align="edge", color="grey")
-            bottom.set(yscale="log", xlabel="confidence (the top class's probability)",
-                       ylabel="answers")  # fmt: skip
+            bottom.set(
+                yscale="log", xlabel="confidence (the top class's probability)", ylabel="answers"
+            )
             if unsure_below > 0:
                 for axes in (top, bottom):
                     axes.axvline(unsure_below, color="#DD8452", linewidth=1.5)
-                bottom.annotate(f" unsure below {unsure_below:.0%}", (unsure_below, 0.8),
-                                xycoords=("data", "axes fraction"), color="#DD8452",
-                                fontsize=8)  # fmt: skip
+                bottom.annotate(
+                    f" unsure below {unsure_below:.0%}",
+                    (unsure_below, 0.8),
+                    xycoords=("data", "axes fraction"),
+                    color="#DD8452",
+                    fontsize=8,
+                )
         figure.suptitle("Calibration on the test set: is the model right as often as it is sure?")
     return figure

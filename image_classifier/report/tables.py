@@ -72,8 +72,12 @@ def reliability_table(before, after) -> pd.DataFrame:
     """Two reliability diagrams' bins (model/calibration.py's Reliability), one row per bin:
     its range, and without a temperature (before) and with the one fitted on val (after,
     applied or not) how many answers fell in it, their mean confidence and their accuracy."""
-    table = pd.DataFrame({"bin_from": before.lower.round(4),
-                          "bin_to": (before.lower + 1 / len(before.lower)).round(4)})  # fmt: skip
+    table = pd.DataFrame(
+        {
+            "bin_from": before.lower.round(4),
+            "bin_to": (before.lower + 1 / len(before.lower)).round(4),
+        }
+    )
     for name, diagram in (("before", before), ("after", after)):
         table[f"answers_{name}"] = diagram.count
         table[f"confidence_{name}"] = diagram.confidence.round(4)
