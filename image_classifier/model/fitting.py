@@ -117,9 +117,8 @@ def make_dataset(
     else:
         dataset = batches.map(load, num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
-    # One thread per input op: augmentation then runs beside the training step on the other
-    # core instead of fighting it for both (measured on 2 cores: 0.94 -> 1.73 cores busy,
-    # 738 -> 855 images/s).
+    # One thread per input op: augmentation then runs beside the training step on another
+    # core instead of fighting it for all of them (docs/benchmarks.md measures it).
     options.threading.max_intra_op_parallelism = 1
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
 
