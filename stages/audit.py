@@ -18,7 +18,7 @@ import pandas as pd
 
 from image_classifier.atomic import write_csv, write_json
 from image_classifier.console import parse_paths, run_stage
-from image_classifier.data.dataset import SPLITS, class_names, gather_rows, read_csv
+from image_classifier.data.dataset import SPLITS, StoredRows, class_names, read_csv
 from image_classifier.data.filenames import IMAGES_FILE
 from image_classifier.params import AuditParams, BaseParams, EvaluateParams, read_params
 from image_classifier.report.charts import Panel, image_grid_figure, save_figure
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     names = class_names(table["class"])
     used = table[table["split"].isin(SPLITS)].reset_index(drop=True)
     rows = used["row"].astype(int).to_numpy()
-    images = gather_rows(np.load(args.resized / IMAGES_FILE, mmap_mode="r"), rows)
+    images = StoredRows(np.load(args.resized / IMAGES_FILE, mmap_mode="r"), rows)
     labels = used["class"].map(names.index).to_numpy()
     from image_classifier.audit.findings import audit_metrics, suggested_corrections
 
@@ -78,7 +78,7 @@ def label_audit(
     from image_classifier.model.architectures import embedding_model, load_trained_model
 
     model = embedding_model(load_trained_model(model_path))
-    embeddings, logits = model.predict(images, batch_size=batch_size, verbose=0)
+    embeddings, logits = model.predict(images.batches(batch_size), verbose=0)
     probabilities = softmax(np.asarray(logits, np.float64), axis=1)
     splits = used["split"].to_numpy()
     train = splits == "train"

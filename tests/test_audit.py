@@ -108,6 +108,8 @@ def audited(tmp_path_factory):
     )
     (folder / "resized").mkdir()
     np.save(folder / "resized/images.npy", np.concatenate([images, extra]))
+    contract = {"image_size": images.shape[1], "fit": "squash", "max_megapixels": 40}
+    (folder / "resized/contract.json").write_text(json.dumps(contract))
     pd.concat([split, rows]).to_csv(folder / "split.csv", index=False)
     write_params(folder, **TINY | {"train__epochs": 4})
     run_stage("train", *train_args(folder), cwd=folder)

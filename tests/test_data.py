@@ -5,7 +5,7 @@ import tracemalloc
 import numpy as np
 import pandas as pd
 
-from image_classifier.data.dataset import load_subset
+from image_classifier.data.dataset import StoredRows, gather_rows, load_subset
 
 
 def write_dataset(folder, rows=3000, size=64):
@@ -47,3 +47,24 @@ def test_a_split_is_held_in_memory_once(tmp_path):
     # The result itself, plus a chunk and the table's overhead; a second full copy would
     # double it.
     assert peak < 1.35 * subset.images.nbytes, (peak, subset.images.nbytes)
+
+
+def test_stored_rows_read_each_photo_when_asked_and_never_all_at_once(tmp_path):
+    """The audit reads its photos through StoredRows: the same rows as gather_rows, in
+    batches or one by one, with no copy of them all in memory."""
+    resized, images, _ = write_dataset(tmp_path)
+    rows = np.random.default_rng(1).permutation(len(images))[:2000]
+    stored = StoredRows(np.load(resized / "images.npy", mmap_mode="r"), rows)
+    tracemalloc.start()
+    try:
+        batch_sums = [int(batch.sum(dtype=np.int64)) for (batch,) in stored.batches(256)]
+        photo_sums = [int(photo.sum(dtype=np.int64)) for photo in stored]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    expected = gather_rows(images, rows).astype(np.int64)
+    assert batch_sums == [int(expected[i : i + 256].sum()) for i in range(0, 2000, 256)]
+    assert photo_sums == expected.sum(axis=(1, 2, 3)).tolist()
+    assert np.array_equal(stored[7], images[rows[7]])
+    # A batch at a time (3 MB of the 24 MB of photos, and its temporaries): never them all.
+    assert peak < 0.5 * len(rows) * images[0].nbytes, peak
