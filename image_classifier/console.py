@@ -52,12 +52,21 @@ def progress(items: Iterable[T], description: str, total: int | None = None, uni
     )
 
 
-def parse_paths(argv: list[str] | None, doc: str, **paths: str) -> argparse.Namespace:
-    """The stage's paths as required `--name` options (help text as the values), from argv.
+# Inputs several stages read, described once.
+SHARED_PATHS = {
+    "resized": "the data/resized folder",
+    "split": "the split CSV",
+    "model": "the trained .keras model (its card beside it)",
+}
+
+
+def parse_paths(argv: list[str] | None, doc: str, *shared: str, **paths: str) -> argparse.Namespace:
+    """The stage's paths as required `--name` options, from argv: `shared` names of
+    SHARED_PATHS, then the stage's own (help text as the values).
 
     The paths are named once, in the stage's `cmd` in dvc.yaml.
     """
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    for name, help_text in paths.items():
+    for name, help_text in ({name: SHARED_PATHS[name] for name in shared} | paths).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=Path, required=True, help=help_text)
     return parser.parse_args(argv)

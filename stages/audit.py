@@ -30,9 +30,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_paths(
         argv,
         __doc__,
-        resized="the data/resized folder",
-        split="the split CSV",
-        model="the trained .keras model",
+        "resized",
+        "split",
+        "model",
         metrics="counts JSON to write",
         out="folder for the findings table, suggested corrections and galleries",
     )

@@ -22,8 +22,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_paths(
         argv,
         __doc__,
-        resized="the data/resized folder",
-        split="the split CSV",
+        "resized",
+        "split",
         metrics="baselines JSON to write",
     )
     params = read_params()

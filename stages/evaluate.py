@@ -53,9 +53,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_paths(
         argv,
         __doc__,
-        resized="the data/resized folder",
-        split="the split CSV",
-        model="the trained .keras model",
+        "resized",
+        "split",
+        "model",
         live="train's DVCLive folder",
         train_metrics="train's JSON",
         baselines="the baseline stage's JSON",

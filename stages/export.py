@@ -26,9 +26,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_paths(
         argv,
         __doc__,
-        model="the trained .keras model (its card beside it)",
-        resized="the data/resized folder",
-        split="the split CSV",
+        "model",
+        "resized",
+        "split",
         out="the folder to write",
         metrics="sizes, latencies and agreement JSON to write",
     )

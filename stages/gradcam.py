@@ -42,9 +42,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_paths(
         argv,
         __doc__,
-        resized="the data/resized folder",
-        split="the split CSV",
-        model="the trained .keras model",
+        "resized",
+        "split",
+        "model",
         predictions="evaluate's CSV",
         out="folder for one PNG per class",
     )

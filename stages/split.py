@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_paths(
         argv,
         __doc__,
-        resized="the data/resized folder",
+        "resized",
         corrections="the label corrections CSV (path, action, label, note)",
         out="the split CSV to write",
         metrics="counts JSON to write",

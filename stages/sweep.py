@@ -26,8 +26,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_paths(
         argv,
         __doc__,
-        resized="the data/resized folder",
-        split="the split CSV",
+        "resized",
+        "split",
         results="results CSV to write",
         heatmap="heatmap PNG to write",
         metrics="best pair JSON to write",

@@ -33,8 +33,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_paths(
         argv,
         __doc__,
-        resized="the data/resized folder",
-        split="the split CSV",
+        "resized",
+        "split",
         model="the .keras file to write",
         live="DVCLive folder for curves",
         metrics="summary JSON to write",
