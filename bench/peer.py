@@ -11,12 +11,16 @@ checkpoint with the best val accuracy is kept, as the example's per-epoch checkp
 a user do. XLA is off: on a CPU it made steps slower.
 """
 
+import tempfile
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import layers
+
+from bench.budget import Budget
 
 BATCH_SIZE = 128
 LEARNING_RATE = 1e-3
@@ -43,16 +47,6 @@ def small_xception(size: int, num_classes: int) -> keras.Model:
     return keras.Model(inputs, layers.Dense(num_classes, activation="softmax")(x))
 
 
-class Deadline(keras.callbacks.Callback):
-    def __init__(self, seconds: float) -> None:
-        super().__init__()
-        self.seconds, self.started = seconds, time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        if time.perf_counter() - self.started > self.seconds:
-            self.model.stop_training = True
-
-
 def train_peer(train, val, seconds: float, seed: int) -> tuple[keras.Model, dict]:
     """The example's model and recipe on Subsets `train` and `val`, for `seconds`."""
     keras.utils.set_random_seed(seed)
@@ -74,18 +68,22 @@ def train_peer(train, val, seconds: float, seed: int) -> tuple[keras.Model, dict
         "sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
-    keeper = BestWeights()
     started = time.perf_counter()
-    history = model.fit(
-        data,
-        validation_data=(val.images, val.labels),
-        steps_per_epoch=STEPS_PER_CHECK,
-        epochs=10_000,
-        callbacks=[Deadline(seconds), keeper],
-        verbose=0,
-        shuffle=False,  # the dataset shuffles itself
-    )
-    model.set_weights(keeper.weights)
+    with tempfile.TemporaryDirectory(prefix="peer-") as folder:
+        best = Path(folder) / "best.weights.h5"
+        keeper = keras.callbacks.ModelCheckpoint(
+            best, monitor="val_accuracy", save_best_only=True, save_weights_only=True
+        )
+        history = model.fit(
+            data,
+            validation_data=(val.images, val.labels),
+            steps_per_epoch=STEPS_PER_CHECK,
+            epochs=10_000,
+            callbacks=[Budget(seconds), keeper],
+            verbose=0,
+            shuffle=False,  # the dataset shuffles itself
+        )
+        model.load_weights(best)
     steps = len(history.history["loss"]) * STEPS_PER_CHECK
     return model, {
         "seconds": round(time.perf_counter() - started, 1),
@@ -93,18 +91,6 @@ def train_peer(train, val, seconds: float, seed: int) -> tuple[keras.Model, dict
         "passes": round(steps * BATCH_SIZE / len(train.labels), 2),
         "params": model.count_params(),
     }
-
-
-class BestWeights(keras.callbacks.Callback):
-    """The weights at the best val accuracy so far (the example saves every epoch)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.best, self.weights = -1.0, None
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs["val_accuracy"] > self.best:
-            self.best, self.weights = logs["val_accuracy"], self.model.get_weights()
 
 
 def predict_classes(model: keras.Model, images: np.ndarray) -> np.ndarray:

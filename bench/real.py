@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from bench.real_photos import Dataset, datasets
-from bench.record import Results, combine, parse_overrides
+from bench.record import Results, add_combine_option, combine_files, parse_overrides
 from bench.workspace import ROOT, clone, dvc, set_params
 from image_classifier.report.scoring import headline_scores
 
@@ -275,22 +275,11 @@ def main() -> None:
     parser.add_argument("--peer", action="store_true", help="also the Keras example (first seed)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench")
     parser.add_argument("--name", default="real_results", help="file name of the results")
-    parser.add_argument(
-        "--combine",
-        nargs="+",
-        type=Path,
-        metavar="JSON",
-        help="one table of earlier results (e.g. seeds run apart), run nothing",
-    )
+    add_combine_option(parser)
     args = parser.parse_args()
     results = Results(args.out, args.name, table)
     if args.combine:
-        results.write(
-            combine(
-                [json.loads(p.read_text()) for p in args.combine],
-                replace_by=("dataset", "variant", "seed"),
-            )
-        )
+        results.write(combine_files(args.combine, replace_by=("dataset", "variant", "seed")))
         return
     seeds = [int(seed) for seed in args.seeds.split(",")]
     overrides = parse_overrides(args.set)

@@ -12,8 +12,10 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 from ruamel.yaml import YAML
 
 from bench.machine import describe_machine, matmul_gflops
@@ -88,6 +90,22 @@ class Results:
             yield record, Path(folder)
 
 
+def add_combine_option(parser) -> None:
+    """--combine, the same in every benchmark that is run in parts (seeds or rows apart)."""
+    parser.add_argument(
+        "--combine",
+        nargs="+",
+        type=Path,
+        metavar="JSON",
+        help="write one table of these earlier results (a later row measured again replaces "
+        "the earlier one), run nothing",
+    )
+
+
+def combine_files(paths: list[Path], replace_by: tuple[str, ...]) -> dict:
+    return combine([json.loads(path.read_text()) for path in paths], replace_by)
+
+
 def combine(runs: list[dict], replace_by: tuple[str, ...] = ()) -> dict:
     """Several runs of one benchmark (rows or seeds run apart, on the same code) as one:
     every row, and what each run says of where and when it was measured. With
@@ -114,3 +132,48 @@ def combine(runs: list[dict], replace_by: tuple[str, ...] = ()) -> dict:
         "variant": joined("variant"),
         "rows": rows,
     }
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a figure must reach: at least (or under) `bound`, in `unit`; written once, both
+    the text of the table and the check."""
+
+    bound: float
+    unit: str = ""
+    at_least: bool = True
+
+    def text(self) -> str:
+        return f"{'>=' if self.at_least else '<'} {self.bound:g}{self.unit}"
+
+    def met(self, value: float) -> bool:
+        return value >= self.bound if self.at_least else value < self.bound
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One row of a benchmark's table: ours against a baseline measured in the same run."""
+
+    name: str
+    ours: str
+    baseline: str
+    ratio: str
+    value: float | None = None  # what the target judges
+    target: Target | None = None
+    gflops: str = ""  # the machine's matmul speed beside an absolute time
+
+    def row(self) -> dict:
+        met = "" if self.target is None else "yes" if self.target.met(self.value) else "**no**"
+        return {
+            "figure": self.name,
+            "ours": self.ours,
+            "baseline (same run)": self.baseline,
+            "ratio": self.ratio,
+            "target": self.target.text() if self.target else "",
+            "met": met,
+            "matmul GFLOP/s": self.gflops,
+        }
+
+
+def figures_table(figures: list[Figure]) -> str:
+    return pd.DataFrame([figure.row() for figure in figures]).to_markdown(index=False)

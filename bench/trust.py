@@ -32,7 +32,7 @@ from PIL import Image
 from scipy.special import softmax
 
 from bench.real_photos import datasets, fashion_mnist, write_held_out
-from bench.record import Results, combine
+from bench.record import Results, add_combine_option, combine_files
 from bench.workspace import ROOT, clone, command_env, dvc, set_params
 from image_classifier.model.card import read_card
 
@@ -305,18 +305,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=DEFAULT, help="embedded and/or bench.real names")
     parser.add_argument("--out", type=Path, default=ROOT / "bench")
-    parser.add_argument(
-        "--combine",
-        nargs="+",
-        type=Path,
-        metavar="JSON",
-        help="write one table of these earlier results (a later row of a dataset replaces an "
-        "earlier one), run nothing",
-    )
+    add_combine_option(parser)
     args = parser.parse_args()
     results = Results(args.out, "trust_results", table)
     if args.combine:
-        results.write(combine([json.loads(p.read_text()) for p in args.combine], ("dataset",)))
+        results.write(combine_files(args.combine, replace_by=("dataset",)))
         return
     with results.run() as (record, work):
         for name in args.only.split(","):

@@ -244,18 +244,30 @@ class Record(keras.callbacks.Callback):
 
 
 class TrainingClock(keras.callbacks.Callback):
-    """Seconds spent in training steps only (validation excluded), for images/s."""
+    """Wall and CPU seconds of the training part of each epoch (validation excluded), for
+    images/s and the cores busy; `seconds` is their wall total (restored on a resume)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.seconds = 0.0
-        self._started = 0.0
+        self.epochs: list[tuple[float, float]] = []  # (wall, cpu) of each epoch's training
+        self._started: tuple[float, float] | None = None
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._started = time.perf_counter()
+        self._started = (time.perf_counter(), time.process_time())
 
     def on_test_begin(self, logs: dict | None = None) -> None:
-        self.seconds += time.perf_counter() - self._started
+        self._stop()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._stop()  # a fit without validation never calls on_test_begin
+
+    def _stop(self) -> None:
+        if self._started is not None:
+            wall = time.perf_counter() - self._started[0]
+            self.epochs.append((wall, time.process_time() - self._started[1]))
+            self.seconds += wall
+            self._started = None
 
 
 @dataclass
