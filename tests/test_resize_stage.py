@@ -222,3 +222,5 @@ def test_the_stage_fits_non_square_photos_as_asked(tmp_path, fit):
         expected = load_image(raw / name, 16, fit, 10**8)
         assert np.array_equal(images[row], expected)
         assert not np.array_equal(images[row], load_image(raw / name, 16, "squash", 10**8))
+    # The contract train copies into the card says the same fit, for predict to repeat.
+    assert json.loads((tmp_path / "data/resized/contract.json").read_text())["fit"] == fit
