@@ -33,7 +33,7 @@ import pandas as pd
 from PIL import Image, ImageEnhance
 
 from bench.real_photos import Dataset, Variant, datasets, write_fashion
-from bench.record import Results
+from bench.record import Results, markdown_table
 from bench.workspace import ROOT, clone, dvc, set_params
 
 NOISE = 0.05
@@ -264,36 +264,65 @@ def label_rows(name: str, work: Path, seed: int, clean: Path) -> dict:
     return row
 
 
+def scores(run: dict) -> str:
+    return f"{run['accuracy']:.4f} / {run['macro_f1']:.4f}"
+
+
+def label_row(row: dict) -> dict:
+    labels, share = row["labels"], row["recovered_share"]
+    return {
+        "dataset": row["dataset"],
+        "flipped": labels["flipped"],
+        "flagged in train": labels["flagged_in_train"],
+        "precision": f"{labels['precision']:.2f}",
+        "recall": f"{labels['recall']:.2f}",
+        "clean": scores(row["clean"]),
+        "noisy": scores(row["noisy"]),
+        "corrected": scores(row["corrected"]),
+        "accuracy won back": f"{share:.0%}" if share is not None else "- (the noise cost nothing)",
+    }
+
+
+def duplicate_row(row: dict) -> dict:
+    found = row["duplicates"]
+    return {
+        "dataset": row["dataset"],
+        "planted": found["planted"],
+        "caught": found["found"],
+        "recall": f"{found['recall']:.2f}",
+        **{kind: f"{found['recall_by_edit'][kind]:.2f}" for kind in EDITS},
+        "false pairs with a copy": found["false_pairs_with_a_copy"],
+        "the data's own pairs": found["other_pairs"],
+        "seconds": f"{found['seconds']:.0f}",
+    }
+
+
+def clean_row(row: dict) -> dict:
+    audit = row["clean"]["audit"]
+    suspects, pairs = audit["suspect_labels"], audit["near_duplicates"]
+    return {
+        "dataset": row["dataset"],
+        "images": audit["images"],
+        "suspect labels": f"{suspects['total']} ({suspects['share']:.1%})",
+        "near-duplicate pairs": pairs["pairs"],
+        "across splits": pairs["across_splits"],
+        "across classes": pairs["across_classes"],
+        "repro, seconds": f"{row['clean']['seconds']:.0f}",
+    }
+
+
 def table(results: dict) -> str:
-    header = [
-        f"Commit {results['commit']}, measured {results['date']} on {results['machine']}; "
-        f"dense matmul {results['matmul_gflops']:.0f} GFLOP/s; {results['minutes']:.0f} min.",
-    ]
     labelled = [row for row in results["rows"] if "labels" in row]
-    lines = [
-        "",
-        f"Label errors: {NOISE:.0%} of the train photos moved into another class at random. "
-        "Test accuracy / macro F1 of the pipeline trained on the clean, the noisy, and the "
-        "corrected labels (the audit's suggestions for train photos applied).",
-        "",
-        "| dataset | flipped | flagged in train | precision | recall | clean | noisy | corrected "
-        "| accuracy won back |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-
-    def scores(run: dict) -> str:
-        return f"{run['accuracy']:.4f} / {run['macro_f1']:.4f}"
-
-    for row in labelled:
-        labels = row["labels"]
-        share = row["recovered_share"]
-        lines.append(
-            f"| {row['dataset']} | {labels['flipped']} | {labels['flagged_in_train']} | "
-            f"{labels['precision']:.2f} | {labels['recall']:.2f} | {scores(row['clean'])} | "
-            f"{scores(row['noisy'])} | {scores(row['corrected'])} | "
-            + (f"{share:.0%} |" if share is not None else "- (the noise cost nothing) |")
-        )
-    lines = header + (lines if labelled else [])
+    lines = [Results.heading(results)]
+    if labelled:
+        lines += [
+            "",
+            f"Label errors: {NOISE:.0%} of the train photos moved into another class at "
+            "random. Test accuracy / macro F1 of the pipeline trained on the clean, the noisy, "
+            "and the corrected labels (the audit's suggestions for train photos applied).",
+            "",
+            markdown_table([label_row(row) for row in labelled]),
+        ]
     lines += [
         "",
         f"Near-duplicates: {PLANTED_PER_KIND} edited copies of test photos per edit put "
@@ -303,36 +332,15 @@ def table(results: dict) -> str:
         "caught; a pair of a copy with a photo that the detector also pairs with its source "
         "is no false pair (the data's own near-duplicates).",
         "",
-        "| dataset | planted | caught | recall | " + " | ".join(EDITS) + " | false pairs with "
-        "a copy | the data's own pairs | seconds |",
-        "|---|---|---|---|" + "---|" * len(EDITS) + "---|---|---|",
+        markdown_table([duplicate_row(row) for row in results["rows"]]),
     ]
-    for row in results["rows"]:
-        found = row["duplicates"]
-        kinds = " | ".join(f"{found['recall_by_edit'][kind]:.2f}" for kind in EDITS)
-        lines.append(
-            f"| {row['dataset']} | {found['planted']} | {found['found']} | {found['recall']:.2f} "
-            f"| {kinds} | {found['false_pairs_with_a_copy']} | {found['other_pairs']} | "
-            f"{found['seconds']:.0f} |"
-        )
-    if not labelled:
-        return "\n".join(lines) + "\n"
-    lines += [
-        "",
-        "What the audit finds in each dataset as it ships (the clean run):",
-        "",
-        "| dataset | images | suspect labels | near-duplicate pairs | across splits | "
-        "across classes | repro, seconds |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for row in labelled:
-        audit = row["clean"]["audit"]
-        suspects, pairs = audit["suspect_labels"], audit["near_duplicates"]
-        lines.append(
-            f"| {row['dataset']} | {audit['images']} | {suspects['total']} "
-            f"({suspects['share']:.1%}) | {pairs['pairs']} | {pairs['across_splits']} | "
-            f"{pairs['across_classes']} | {row['clean']['seconds']:.0f} |"
-        )
+    if labelled:
+        lines += [
+            "",
+            "What the audit finds in each dataset as it ships (the clean run):",
+            "",
+            markdown_table([clean_row(row) for row in labelled]),
+        ]
     return "\n".join(lines) + "\n"
 
 

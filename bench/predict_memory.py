@@ -17,6 +17,7 @@ from pathlib import Path
 from bench.machine import describe_machine, matmul_gflops
 from bench.measure import run_measured
 from bench.photos import make_photos
+from bench.record import markdown_table
 from bench.workspace import ROOT, clone, command_env
 
 COUNTS = (1000, 10000)
@@ -74,9 +75,12 @@ def main() -> None:
         f"predict, {code}, measured {time.strftime('%Y-%m-%d')} on {describe_machine()}; "
         f"dense matmul {matmul_gflops():.0f} GFLOP/s.",
         "",
-        "| photos | peak memory | time |",
-        "|---|---|---|",
-        *(f"| {count:,} | {peak:.0f} MiB | {seconds:.0f} s |" for count, peak, seconds in rows),
+        markdown_table(
+            [
+                {"photos": f"{count:,}", "peak memory": f"{peak:.0f} MiB", "time": f"{sec:.0f} s"}
+                for count, peak, sec in rows
+            ]
+        ),
         "",
         f"From {COUNTS[0]:,} to {COUNTS[1]:,} photos: {rows[1][1] - rows[0][1]:+.0f} MiB.",
     ]

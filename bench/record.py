@@ -175,5 +175,10 @@ class Figure:
         }
 
 
+def markdown_table(rows: list[dict]) -> str:
+    """Rows of formatted cells as a Markdown table: the benchmarks' one renderer."""
+    return pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)
+
+
 def figures_table(figures: list[Figure]) -> str:
-    return pd.DataFrame([figure.row() for figure in figures]).to_markdown(index=False)
+    return markdown_table([figure.row() for figure in figures])

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.machine import describe_machine, matmul_gflops
+from bench.record import markdown_table
 from bench.workspace import ROOT, clone, command_env, dvc, read_yaml
 
 BACKUP = ".dvc/tmp/train-backup"
@@ -75,23 +76,18 @@ def main() -> None:
         np.array_equal(a, b) for a, b in zip(reference, resumed, strict=True)
     )
     line = next((x for x in log.splitlines() if "resuming from epoch" in x), "no resume line")
+    figures = {
+        "`dvc repro train`, uninterrupted": f"{full:.0f} s ({epochs} epochs)",
+        f"killed after {epochs // 2} epochs were backed up": f"at {killed_after:.0f} s",
+        "`dvc repro train` after the kill": f"{rerun:.0f} s ({rerun / full:.0%} of the "
+        "uninterrupted run)",
+        "its log": f"`{line.strip()}`",
+        "the two models, weight by weight": "identical" if same else "**different**",
+    }
     report = (
-        "\n".join(
-            [
-                f"Measured {time.strftime('%Y-%m-%d')} on {describe_machine()}; "
-                f"dense matmul {gflops:.0f} GFLOP/s.",
-                "",
-                "| figure | value |",
-                "|---|---|",
-                f"| `dvc repro train`, uninterrupted | {full:.0f} s ({epochs} epochs) |",
-                f"| killed after {epochs // 2} epochs were backed up | at {killed_after:.0f} s |",
-                f"| `dvc repro train` after the kill | {rerun:.0f} s ({rerun / full:.0%} of the "
-                f"uninterrupted run) |",
-                f"| its log | `{line.strip()}` |",
-                "| the two models, weight by weight | "
-                + ("identical |" if same else "**different** |"),
-            ]
-        )
+        f"Measured {time.strftime('%Y-%m-%d')} on {describe_machine()}; "
+        f"dense matmul {gflops:.0f} GFLOP/s.\n\n"
+        + markdown_table([{"figure": name, "value": value} for name, value in figures.items()])
         + "\n"
     )
     (ROOT / "bench" / "resume.md").write_text(report)

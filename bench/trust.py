@@ -32,7 +32,7 @@ from PIL import Image
 from scipy.special import softmax
 
 from bench.real_photos import datasets, fashion_mnist, write_held_out
-from bench.record import Results, add_combine_option, combine_files
+from bench.record import Results, add_combine_option, combine_files, markdown_table
 from bench.workspace import ROOT, clone, command_env, dvc, set_params
 from image_classifier.model.card import read_card
 
@@ -217,33 +217,67 @@ def run_dataset(name: str, work: Path) -> dict:
     return row
 
 
+def calibration_row(row: dict) -> dict:
+    calibration, unsure, other = row["calibration"], row["unsure"], row["other_photos"]
+    rest = unsure["accuracy_when_sure"]
+    return {
+        "dataset": row["dataset"],
+        "test images": row["test_images"],
+        "test accuracy": f"{row['accuracy']:.4f}",
+        "temperature": f"{calibration['temperature']:.3f}",
+        "ECE before": f"{calibration['ece_before']:.4f}",
+        "ECE after": f"{calibration['ece_after']:.4f}",
+        "ECE floor": f"{row['ece_noise_floor']:.4f}",
+        "unsure below": f"{unsure['threshold']:.0%}",
+        "test answers unsure": f"{unsure['unsure_share']:.1%}",
+        "accuracy of the rest": f"{rest:.4f}" if rest is not None else "-",
+        "other photos unsure (of which photographs)": f"{other['unsure_share']:.1%} of "
+        f"{other['images']} ({other['photographs_unsure']})",
+    }
+
+
+def held_out_row(row: dict) -> dict:
+    scores, unsure = row["held_out"], row["held_out"]["unsure"]
+    return {
+        "dataset": row["dataset"],
+        "photos": scores["images"],
+        "accuracy": f"{scores['accuracy']:.4f}",
+        "ECE before": f"{scores['calibration']['ece_before']:.4f}",
+        "ECE after": f"{scores['calibration']['ece_after']:.4f}",
+        "ECE floor": f"{scores['ece_noise_floor']:.4f}",
+        "answers unsure": f"{unsure['unsure_share']:.1%}",
+        "accuracy of the rest": f"{unsure['accuracy_when_sure']:.4f}",
+    }
+
+
+def int8_row(row: dict) -> dict:
+    int8, float_ = row["int8"], row["float_tflite"]
+    worst = int8["largest_recall_drop"]
+    return {
+        "dataset": row["dataset"],
+        "int8 size": f"{int8['bytes'] / 1e3:.0f} kB",
+        "float size": f"{float_['bytes'] / 1e3:.0f} kB",
+        "int8 latency": f"{int8['latency_ms']:.2f} ms",
+        "float latency": f"{float_['latency_ms']:.2f} ms",
+        "top-1 agreement": f"{int8['top1_agreement']:.2%}",
+        "accuracy Keras / int8": f"{int8['accuracy']['keras']:.4f} / "
+        f"{int8['accuracy']['int8']:.4f}",
+        "largest recall drop": f"{100 * worst['drop']:.1f} points ({worst['class']})",
+    }
+
+
 def table(results: dict) -> str:
+    rows = results["rows"]
     lines = [
-        f"Commit {results['commit']}, measured {results['date']} on {results['machine']}; "
-        f"dense matmul {results['matmul_gflops']:.0f} GFLOP/s; {results['minutes']:.0f} min.",
+        Results.heading(results),
         "",
         "ECE: the expected calibration error of the test answers (15 equal-width bins); the "
         "floor is the ECE a perfectly calibrated model with the same confidences would show on "
         "that many images (the estimate's own noise).",
         "",
-        "| dataset | test images | test accuracy | temperature | ECE before | ECE after | ECE "
-        "floor | unsure below | test answers unsure | accuracy of the rest | other photos "
-        "unsure (of which photographs) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        markdown_table([calibration_row(row) for row in rows]),
     ]
-    for row in results["rows"]:
-        calibration, unsure, other = row["calibration"], row["unsure"], row["other_photos"]
-        rest = unsure["accuracy_when_sure"]
-        lines.append(
-            f"| {row['dataset']} | {row['test_images']} | {row['accuracy']:.4f} | "
-            f"{calibration['temperature']:.3f} | {calibration['ece_before']:.4f} | "
-            f"{calibration['ece_after']:.4f} | {row['ece_noise_floor']:.4f} | "
-            f"{unsure['threshold']:.0%} | {unsure['unsure_share']:.1%} | "
-            + (f"{rest:.4f}" if rest is not None else "-")
-            + f" | {other['unsure_share']:.1%} of {other['images']} "
-            f"({other['photographs_unsure']}) |"
-        )
-    held_out = [row for row in results["rows"] if "held_out" in row]
+    held_out = [row for row in rows if "held_out" in row]
     if held_out:
         lines += [
             "",
@@ -251,41 +285,18 @@ def table(results: dict) -> str:
             "that the pipeline never saw (unused Fashion-MNIST photos, new parts), where "
             "the ECE's noise floor is lower:",
             "",
-            "| dataset | photos | accuracy | ECE before | ECE after | ECE floor | "
-            "answers unsure | accuracy of the rest |",
-            "|---|---|---|---|---|---|---|---|",
+            markdown_table([held_out_row(row) for row in held_out]),
         ]
-        for row in held_out:
-            scores, unsure = row["held_out"], row["held_out"]["unsure"]
-            lines.append(
-                f"| {row['dataset']} | {scores['images']} | {scores['accuracy']:.4f} | "
-                f"{scores['calibration']['ece_before']:.4f} | "
-                f"{scores['calibration']['ece_after']:.4f} | {scores['ece_noise_floor']:.4f} | "
-                f"{unsure['unsure_share']:.1%} | {unsure['accuracy_when_sure']:.4f} |"
-            )
     lines += [
         "",
         "int8 LiteRT export (full-integer, calibrated on 200 train images), on the "
-        "whole test split, against the float LiteRT file:",
+        "whole test split, against the float LiteRT file. The latencies are per photo on "
+        "this machine's CPU; runs may have shared its cores, so compare int8 with float "
+        "within a row only.",
         "",
-        "The latencies are per photo on this machine's CPU; runs may have shared its "
-        "cores, so compare int8 with float within a row only.",
-        "",
-        "| dataset | int8 size | float size | int8 latency | float latency | top-1 agreement "
-        "| accuracy Keras / int8 | largest recall drop |",
-        "|---|---|---|---|---|---|---|---|",
+        markdown_table([int8_row(row) for row in rows]),
     ]
-    for row in results["rows"]:
-        int8, float_ = row["int8"], row["float_tflite"]
-        worst = int8["largest_recall_drop"]
-        lines.append(
-            f"| {row['dataset']} | {int8['bytes'] / 1e3:.0f} kB | {float_['bytes'] / 1e3:.0f} kB "
-            f"| {int8['latency_ms']:.2f} ms | {float_['latency_ms']:.2f} ms | "
-            f"{int8['top1_agreement']:.2%} | {int8['accuracy']['keras']:.4f} / "
-            f"{int8['accuracy']['int8']:.4f} | {100 * worst['drop']:.1f} points "
-            f"({worst['class']}) |"
-        )
-    for row in results["rows"]:
+    for row in rows:
         if "comparison" in row:
             pair = row["comparison"]["pair"]
             lines += [
