@@ -149,6 +149,10 @@ def copy_repo(repo: Path, folder: Path) -> Path:
     return Path(shutil.copytree(repo, folder / "repo", symlinks=True))
 
 
+# The stage options naming make_resized_dataset's output, run from its folder.
+FIXTURE_INPUTS = ("--resized", "resized", "--split", "split.csv")
+
+
 def make_resized_dataset(
     folder: Path, size=32, per_class=24, classes=("cat", "dog", "cow"), seed=0
 ):

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageEnhance
 
 from image_classifier.audit.duplicates import describe_pairs, near_duplicate_pairs
-from tests.conftest import png_size, run_stage, write_params
+from tests.conftest import FIXTURE_INPUTS, png_size, run_stage, write_params
 from tests.test_train import TINY, train_args
 
 
@@ -115,10 +115,7 @@ def audited(tmp_path_factory):
     run_stage("train", *train_args(folder), cwd=folder)
     result = run_stage(
         "audit",
-        "--resized",
-        "resized",
-        "--split",
-        "split.csv",
+        *FIXTURE_INPUTS,
         "--model",
         "models/model.keras",
         "--metrics",

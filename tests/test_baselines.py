@@ -15,7 +15,7 @@ from sklearn.preprocessing import StandardScaler
 
 from image_classifier.data.dataset import Subset
 from image_classifier.report.baselines import fit_baselines, is_grayscale
-from tests.conftest import make_resized_dataset, run_stage, write_params
+from tests.conftest import FIXTURE_INPUTS, make_resized_dataset, run_stage, write_params
 
 SEED = 42  # base.seed in the committed params
 
@@ -46,10 +46,7 @@ def stage(tmp_path_factory):
     write_params(folder)
     result = run_stage(
         "baseline",
-        "--resized",
-        "resized",
-        "--split",
-        "split.csv",
+        *FIXTURE_INPUTS,
         "--metrics",
         "baseline.json",
         cwd=folder,

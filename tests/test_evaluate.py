@@ -18,7 +18,7 @@ from sklearn.metrics import (
 
 from image_classifier.report.scoring import Predictions, headline_scores, report, report_markdown
 from image_classifier.report.tables import most_confident_mistakes, prediction_table
-from tests.conftest import make_resized_dataset, png_size, run_stage, write_params
+from tests.conftest import FIXTURE_INPUTS, make_resized_dataset, png_size, run_stage, write_params
 from tests.test_train import TINY, train_args
 
 
@@ -168,10 +168,7 @@ def test_most_confident_mistakes_come_first():
 
 def evaluate_args(model="models/model.keras", out="metrics"):
     return (
-        "--resized",
-        "resized",
-        "--split",
-        "split.csv",
+        *FIXTURE_INPUTS,
         "--model",
         model,
         "--live",
@@ -197,10 +194,7 @@ def evaluated(tmp_path_factory):
     write_params(folder, **TINY)
     run_stage(
         "baseline",
-        "--resized",
-        "resized",
-        "--split",
-        "split.csv",
+        *FIXTURE_INPUTS,
         "--metrics",
         "metrics/baseline.json",
         cwd=folder,

@@ -24,6 +24,8 @@ from tests.conftest import (
 )
 from tests.test_images import png_header_only, truncated_jpeg
 
+RESIZE_ARGS = ("--raw", "data/raw", "--out", "data/resized", "--metrics", "metrics/resize.json")
+
 
 def jpeg_with_bad_exif_type() -> bytes:
     """A JPEG whose EXIF entry has an unknown type: Pillow's EXIF writer, called by
@@ -83,12 +85,7 @@ def test_resize_stage(tmp_path):
 
     run_stage(
         "resize",
-        "--raw",
-        "data/raw",
-        "--out",
-        "data/resized",
-        "--metrics",
-        "metrics/resize.json",
+        *RESIZE_ARGS,
         cwd=tmp_path,
     )
 
@@ -188,12 +185,7 @@ def test_a_killed_run_leaves_no_temporary_behind(tmp_path):
     (stale / "images.npy").write_bytes(b"\0" * 1000)
     run_stage(
         "resize",
-        "--raw",
-        "data/raw",
-        "--out",
-        "data/resized",
-        "--metrics",
-        "metrics/resize.json",
+        *RESIZE_ARGS,
         cwd=tmp_path,
     )
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["raw", "resized"]
@@ -209,12 +201,7 @@ def test_the_stage_fits_non_square_photos_as_asked(tmp_path, fit):
     write_params(tmp_path, resize__size=16, resize__fit=fit)
     run_stage(
         "resize",
-        "--raw",
-        "data/raw",
-        "--out",
-        "data/resized",
-        "--metrics",
-        "metrics/resize.json",
+        *RESIZE_ARGS,
         cwd=tmp_path,
     )
     images = np.load(tmp_path / "data/resized/images.npy")

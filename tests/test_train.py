@@ -32,6 +32,7 @@ from image_classifier.model.mirror import MIRROR, is_mirror_averaged
 from image_classifier.model.search import run_pairs
 from image_classifier.params import SweepParams, TrainParams, read_params
 from tests.conftest import (
+    FIXTURE_INPUTS,
     make_resized_dataset,
     run,
     run_stage,
@@ -51,10 +52,7 @@ TINY = {
 
 def train_args(folder):
     return (
-        "--resized",
-        "resized",
-        "--split",
-        "split.csv",
+        *FIXTURE_INPUTS,
         "--model",
         "models/model.keras",
         "--live",
@@ -326,14 +324,7 @@ def test_a_killed_train_leaves_the_previous_curves_whole(tiny):
     before = tree_digest(curves)
     # Long enough to be killed mid-run: 500 epochs, no early stop.
     write_params(tiny, **{**TINY, "train__epochs": 500, "train__early_stopping_patience": 0})
-    process = subprocess.Popen(
-        [sys.executable, "-m", "stages.train", *train_args(tiny)],
-        cwd=tiny,
-        env=stage_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    process = start_train(tiny)
     try:
         # Kill it once this run has logged an epoch into its own temporary curves, or as
         # soon as the previous curves change (what the test exists to catch).
@@ -352,9 +343,9 @@ def test_a_killed_train_leaves_the_previous_curves_whole(tiny):
     assert tree_digest(curves) == before
 
 
-def start_and_kill_after(folder, epochs_done: int) -> None:
-    """Run the train stage and SIGKILL it once its backup holds `epochs_done` epochs."""
-    process = subprocess.Popen(
+def start_train(folder) -> subprocess.Popen:
+    """The train stage in its own process group, to be killed with it."""
+    return subprocess.Popen(
         [sys.executable, "-m", "stages.train", *train_args(folder)],
         cwd=folder,
         env=stage_env(),
@@ -362,6 +353,11 @@ def start_and_kill_after(folder, epochs_done: int) -> None:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+
+
+def start_and_kill_after(folder, epochs_done: int) -> None:
+    """Run the train stage and SIGKILL it once its backup holds `epochs_done` epochs."""
+    process = start_train(folder)
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and process.poll() is None:

@@ -20,6 +20,7 @@ from image_classifier.model.calibration import (
 )
 from image_classifier.model.card import ModelCard, write_card
 from tests.conftest import (
+    FIXTURE_INPUTS,
     ROOT,
     dvc,
     make_resized_dataset,
@@ -178,10 +179,7 @@ def export_args(out="export"):
     return [
         "--model",
         "models/model.keras",
-        "--resized",
-        "resized",
-        "--split",
-        "split.csv",
+        *FIXTURE_INPUTS,
         "--out",
         out,
         "--metrics",
