@@ -44,6 +44,7 @@ def bench_feed(data: Path, epochs: int = 4) -> dict:
         epochs=epochs,
         verbose=0,
         callbacks=[alone],
+        shuffle=False,  # one batch, repeated: nothing to shuffle
     )
     meter = TrainingClock()
     fit_model(params, train, val, 42, devices, callbacks=[meter], verbose=0)
