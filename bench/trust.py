@@ -113,7 +113,8 @@ def held_out_calibration(repo: Path, photos: Path) -> dict:
         [load_image(path, card.image_size, card.fit, card.max_pixels) for path in paths]
     )
     logits = np.asarray(model.predict(images, batch_size=256, verbose=0), np.float64)
-    metrics, _ = calibration_report(logits, labels, card.temperature, card.unsure_below)
+    applied = json.loads((repo / "metrics/train.json").read_text())["calibration"]
+    metrics, _ = calibration_report(logits, labels, card.unsure_below, applied)
     confidence = softmax(logits, axis=1).max(axis=1)
     return {
         "images": len(paths),
