@@ -220,6 +220,9 @@ class SweepParams(Section):
     batch_sizes: list[BatchSize] = Field(min_length=1, json_schema_extra=UNIQUE)
     epochs: int = Field(ge=1, description="a short budget per pair: the sweep ranks, train trains")
     train_fraction: float = Field(gt=0, le=1, description="stratified share of train per pair")
+    max_train_images: int = Field(
+        ge=0, description="at most this many train images per pair (0 = no cap)"
+    )
 
     @model_validator(mode="after")
     def check_unique(self) -> Self:

@@ -2,9 +2,9 @@
 
 Each pair goes through exactly the train stage's code with the train params, except for the
 learning rate, the batch size and a short budget of its own (sweep.epochs, on a stratified
-sweep.train_fraction of the train split; no fine-tuning, no early stopping). Writes the
-results table, a heatmap, and the best pair as metrics, and prints the `dvc exp run`
-command that trains the full model with it.
+sweep.train_fraction of the train split, at most sweep.max_train_images; no fine-tuning, no
+early stopping). Writes the results table, a heatmap, and the best pair as metrics, and
+prints the `dvc exp run` command that trains the full model with it.
 """
 
 import itertools
@@ -44,7 +44,14 @@ def main(argv: list[str] | None = None) -> None:
     from image_classifier.model.search import best_pair, experiment_command, run_pairs
 
     devices = configure_devices()
-    train_set = load_subset(args.resized, args.split, "train", sweep.train_fraction, base.seed)
+    train_set = load_subset(
+        args.resized,
+        args.split,
+        "train",
+        sweep.train_fraction,
+        base.seed,
+        sweep.max_train_images,
+    )
     val_set = load_subset(args.resized, args.split, "val")
     sweep = with_fitting_batch_sizes(sweep, len(train_set.labels))
     pairs = list(itertools.product(sweep.learning_rates, sweep.batch_sizes))

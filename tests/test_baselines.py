@@ -14,7 +14,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.preprocessing import StandardScaler
 
 from image_classifier.data.dataset import Subset
-from image_classifier.report.baselines import fit_baselines, is_grayscale
+from image_classifier.report.baselines import class_weightings, fit_baselines, is_grayscale
 from tests.conftest import FIXTURE_INPUTS, make_resized_dataset, run_stage, write_params
 
 SEED = 42  # base.seed in the committed params
@@ -179,3 +179,8 @@ def test_grayscale_photos_get_one_channel():
     gray = np.repeat(np.arange(48, dtype=np.uint8).reshape(1, 4, 4, 3), 2, axis=0)
     assert not is_grayscale(gray)
     assert is_grayscale(np.repeat(gray[..., :1], 3, axis=-1))
+
+
+def test_balanced_classes_fit_no_class_weighted_twin():
+    assert class_weightings(np.repeat([0, 1, 2], [200, 200, 201])) == (None,)
+    assert class_weightings(np.repeat([0, 1, 2], [300, 200, 100])) == (None, "balanced")

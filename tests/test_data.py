@@ -68,3 +68,19 @@ def test_stored_rows_read_each_photo_when_asked_and_never_all_at_once(tmp_path):
     assert np.array_equal(stored[7], images[rows[7]])
     # A batch at a time (3 MB of the 24 MB of photos, and its temporaries): never them all.
     assert peak < 0.5 * len(rows) * images[0].nbytes, peak
+
+
+def test_a_sample_keeps_its_fraction_up_to_its_cap_and_every_class(tmp_path):
+    resized, images, table = write_dataset(tmp_path, rows=600, size=8)
+    split = tmp_path / "split.csv"
+    train = table[table["split"] == "train"]  # 480, 160 a class
+    half = load_subset(resized, split, "train", 0.5, seed=1)
+    assert len(half.labels) == 240
+    same = load_subset(resized, split, "train", 0.5, seed=1, at_most=300)
+    assert same.paths == half.paths  # a cap above the fraction changes nothing
+    capped = load_subset(resized, split, "train", 0.5, seed=1, at_most=90)
+    assert len(capped.labels) == 90
+    assert np.bincount(capped.labels).tolist() == [30, 30, 30]
+    assert set(capped.paths) <= set(train["path"])
+    rows = table.set_index("path").loc[capped.paths, "row"].to_numpy()
+    assert np.array_equal(capped.images, images[rows])

@@ -69,13 +69,15 @@ def details(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     inner = slice(MAX_SHIFT, MAX_SHIFT + DETAIL)
     padded = np.empty((len(images), side, side), np.float32)
     centred = np.empty((len(images), len(ZOOMS), DETAIL * DETAIL), np.float32)
-    for index, image in enumerate(images):
-        for level, zoom in enumerate(ZOOMS):
-            thumb = gray(image, side, zoom)
-            band = gaussian_filter(thumb, BAND[0]) - gaussian_filter(thumb, BAND[1])
-            centred[index, level] = band[inner, inner].ravel()
-            if level == 0:
-                padded[index] = band
+    for start in range(0, len(images), CHUNK):
+        thumbs = np.stack(
+            [[gray(image, side, zoom) for zoom in ZOOMS] for image in images[start : start + CHUNK]]
+        )
+        # One filter call per chunk: sigma 0 leaves the photo and zoom axes alone.
+        low, high = ((0, 0, sigma, sigma) for sigma in BAND)
+        band = gaussian_filter(thumbs, low) - gaussian_filter(thumbs, high)
+        padded[start : start + CHUNK] = band[:, 0]
+        centred[start : start + CHUNK] = band[:, :, inner, inner].reshape(len(band), len(ZOOMS), -1)
     return padded, centred
 
 

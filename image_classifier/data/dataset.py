@@ -110,26 +110,37 @@ class Subset:
 
 
 def load_subset(
-    resized: Path, split_file: Path, split: str, fraction: float = 1.0, seed: int = 0
+    resized: Path,
+    split_file: Path,
+    split: str,
+    fraction: float = 1.0,
+    seed: int = 0,
+    at_most: int = 0,
 ) -> Subset:
     """The images of one split, read once into memory from the memory-mapped array.
 
-    `fraction` < 1 keeps a stratified sample of the split (quick sweeps), chosen by `seed`.
+    `fraction` < 1 keeps a stratified sample of the split (quick sweeps), chosen by `seed`;
+    `at_most` > 0 caps the sample's size.
     """
     table = read_csv(split_file, ("row", "class", "split", "path"))
     names = class_names(table["class"])
     chosen = table[table["split"] == split]
     if chosen.empty:
         raise StageError(f"{split_file} has no {split!r} images")
-    if fraction < 1:
+    capped = at_most > 0 and fraction * len(chosen) > at_most
+    if fraction < 1 or capped:
         try:
             chosen, _ = train_test_split(
-                chosen, train_size=fraction, stratify=chosen["class"], random_state=seed
+                chosen,
+                train_size=at_most if capped else fraction,
+                stratify=chosen["class"],
+                random_state=seed,
             )
         except ValueError:
+            kept = f"{at_most}" if capped else f"a fraction {fraction}"
             raise StageError(
-                f"a fraction {fraction} of the {len(chosen)} {split} images is too few to keep "
-                "every class: raise the fraction"
+                f"{kept} of the {len(chosen)} {split} images is too few to keep every class: "
+                "raise it"
             ) from None
         chosen = chosen.sort_index()
     rows = chosen["row"].astype(int).to_numpy()
