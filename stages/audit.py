@@ -78,7 +78,9 @@ def label_audit(
     from image_classifier.model.architectures import embedding_model, load_trained_model
 
     model = embedding_model(load_trained_model(model_path))
-    embeddings, logits = model.predict(images.batches(batch_size), verbose=0)
+    # steps: without them Keras warns that the generator "ran out of data" at its end.
+    steps = -(-len(images) // batch_size)
+    embeddings, logits = model.predict(images.batches(batch_size), steps=steps, verbose=0)
     probabilities = softmax(np.asarray(logits, np.float64), axis=1)
     splits = used["split"].to_numpy()
     train = splits == "train"
