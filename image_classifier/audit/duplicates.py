@@ -7,13 +7,17 @@ elsewhere do. So the decision is relative to the set (docs/defaults.md measures 
 1. detail: each photo's grayscale thumbnail band-passed (blur at 1 px minus blur at 3 px:
    print, texture, cracks, edges; not the outline and shading many photos share), with what
    the whole set shares removed (its mean and its leading principal components);
-2. candidates: each photo's nearest neighbours by small thumbnail (sklearn; a crop or a
-   recompression hardly moves it);
+2. candidates: each photo's nearest neighbours by small thumbnail less what the set's
+   thumbnails share (sklearn; a crop or a recompression hardly moves it);
 3. score: the correlation of two photos' detail at the best of small shifts and zooms (a
    crop of a few percent shifts and enlarges the content);
 4. decision: a pair is a copy when its score is far above what each of the two photos
    scores with its ordinary neighbours: 1 - score at most `relative_distance` times
-   1 - the median score of the photo's neighbours, and the score at least `min_correlation`.
+   1 - the median score of the photo's neighbours, and the score at least `min_correlation`;
+5. consistency: copies of one picture are copies of each other. A pair (b, x) is dropped
+   when b is a copy of some a that it matches better than x, and a and x are no pair: x is
+   then a look-alike of b's picture (a neighbouring solar cell cut from the same wafer as
+   the copied one, say), not another copy of it.
 """
 
 import numpy as np
@@ -52,7 +56,7 @@ def neighbours(images: np.ndarray, count: int) -> np.ndarray:
     from sklearn.neighbors import NearestNeighbors
 
     thumbs = np.stack([gaussian_filter(gray(image, COARSE), 1.0).ravel() for image in images])
-    vectors = unit_rows(thumbs)
+    vectors = SharedDetail(unit_rows(thumbs)).residual(unit_rows(thumbs))
     count = min(count, len(images) - 1)
     _, nearest = NearestNeighbors(n_neighbors=count + 1).fit(vectors).kneighbors(vectors)
     own = nearest == np.arange(len(images))[:, None]
@@ -116,18 +120,28 @@ def shifted_windows(padded: np.ndarray) -> np.ndarray:
     )
 
 
-def correlation(
-    padded: np.ndarray, centred: np.ndarray, first: np.ndarray, second: np.ndarray
-) -> np.ndarray:
-    """For each pair, the highest correlation (-1..1) of the two photos' detail less the
-    shared part: either photo's windows shifted by up to MAX_SHIFT pixels against the other's
-    centre at every zoom (a crop of a few percent shifts and enlarges the content). Each
-    photo's windows are cut once, for all its pairs."""
+def without_shared_part(centred: np.ndarray) -> SharedDetail:
+    """Removes the set's shared part from every zoom of `centred`, in place (a chunk at a
+    time: a copy would double the largest array of the audit); returns that shared part."""
     shared = SharedDetail(centred[:, 0])
     for level in range(len(ZOOMS)):
         for start in range(0, len(centred), CHUNK):
             block = centred[start : start + CHUNK, level]
             centred[start : start + CHUNK, level] = shared.residual(block)
+    return shared
+
+
+def correlation(
+    padded: np.ndarray,
+    centred: np.ndarray,
+    shared: SharedDetail,
+    first: np.ndarray,
+    second: np.ndarray,
+) -> np.ndarray:
+    """For each pair, the highest correlation (-1..1) of the two photos' detail less the
+    shared part (`centred` already without it): either photo's windows shifted by up to
+    MAX_SHIFT pixels against the other's centre at every zoom (a crop of a few percent shifts
+    and enlarges the content). Each photo's windows are cut once, for all its pairs."""
     pair = np.concatenate([np.arange(len(first))] * 2)
     photo, other = np.concatenate([first, second]), np.concatenate([second, first])
     order = np.argsort(photo, kind="stable")
@@ -144,6 +158,45 @@ def correlation(
     return best
 
 
+def closing_pairs(found: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """(k, 2), first < second: for every found pair (b, x) and every stronger found pair
+    (b, a) of one of its photos, the pair (a, x) that would close the triangle."""
+    ends = np.concatenate([found, found[:, ::-1]])  # (photo, other) both ways
+    strength = np.concatenate([scores, scores])
+    links = pd.DataFrame({"photo": ends[:, 0], "other": ends[:, 1], "score": strength})
+    triangles = links.merge(links, on="photo", suffixes=("", "_stronger"))
+    triangles = triangles[
+        (triangles["other_stronger"] != triangles["other"])
+        & (triangles["score_stronger"] > triangles["score"])
+    ]
+    close = triangles[["other_stronger", "other"]].to_numpy()
+    if not len(close):
+        return np.zeros((0, 2), int)
+    return np.unique(np.sort(close, axis=1), axis=0)
+
+
+def contradicted(
+    found: np.ndarray, scores: np.ndarray, closing: np.ndarray, closing_is_copy: np.ndarray
+) -> np.ndarray:
+    """Mask of the found pairs (b, x) for which b, or x, has a stronger found partner a
+    such that the pair (a, x), or (a, b), is no copy (its verdict in `closing_is_copy`)."""
+    verdict = {
+        (int(a), int(b)): bool(ok) for (a, b), ok in zip(closing, closing_is_copy, strict=True)
+    }
+    partners: dict[int, list[tuple[int, float]]] = {}
+    for (a, b), score in zip(found.tolist(), scores.tolist(), strict=True):
+        partners.setdefault(a, []).append((b, score))
+        partners.setdefault(b, []).append((a, score))
+    dropped = np.zeros(len(found), bool)
+    for index, ((b, x), score) in enumerate(zip(found.tolist(), scores.tolist(), strict=True)):
+        for photo, other in ((b, x), (x, b)):
+            for partner, stronger in partners[photo]:
+                pair = (min(partner, other), max(partner, other))
+                if partner != other and stronger > score and not verdict.get(pair, True):
+                    dropped[index] = True
+    return dropped
+
+
 def near_duplicate_pairs(
     images: np.ndarray, candidates: int, min_correlation: float, relative_distance: float
 ) -> pd.DataFrame:
@@ -158,16 +211,30 @@ def near_duplicate_pairs(
     other = nearest.ravel()
     low, high = np.minimum(photo, other), np.maximum(photo, other)
     unique, position = np.unique(np.stack([low, high], axis=1), axis=0, return_inverse=True)
-    scores = correlation(*details(images), unique[:, 0], unique[:, 1])
+    padded, centred = details(images)
+    shared = without_shared_part(centred)
+    scores = correlation(padded, centred, shared, unique[:, 0], unique[:, 1])
     typical = np.median(scores[position.ravel()].reshape(nearest.shape), axis=1)
+
+    def is_copy(pairs: np.ndarray, score: np.ndarray) -> np.ndarray:
+        ordinary = np.maximum(typical[pairs[:, 0]], typical[pairs[:, 1]])
+        return (score >= min_correlation) & (1 - score <= relative_distance * (1 - ordinary))
+
+    found = is_copy(unique, scores)
+    closing = closing_pairs(unique[found], scores[found])
+    closing_scores = correlation(padded, centred, shared, closing[:, 0], closing[:, 1])
+    kept = np.flatnonzero(found)[
+        ~contradicted(unique[found], scores[found], closing, is_copy(closing, closing_scores))
+    ]
     pairs = pd.DataFrame(
-        {"first": unique[:, 0], "second": unique[:, 1], "correlation": scores.round(4)}
+        {
+            "first": unique[kept, 0],
+            "second": unique[kept, 1],
+            "correlation": scores[kept].round(4),
+            "ordinary": np.maximum(typical[unique[kept, 0]], typical[unique[kept, 1]]).round(4),
+        }
     )
-    pairs["ordinary"] = np.maximum(typical[unique[:, 0]], typical[unique[:, 1]]).round(4)
-    copy = (pairs["correlation"] >= min_correlation) & (
-        1 - pairs["correlation"] <= relative_distance * (1 - pairs["ordinary"])
-    )
-    return pairs[copy].astype(columns).sort_values(["first", "second"], ignore_index=True)
+    return pairs.astype(columns).sort_values(["first", "second"], ignore_index=True)
 
 
 def describe_pairs(pairs: pd.DataFrame, splits: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
