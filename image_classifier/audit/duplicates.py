@@ -7,8 +7,8 @@ elsewhere do. So the decision is relative to the set (docs/defaults.md measures 
 1. detail: each photo's grayscale thumbnail band-passed (blur at 1 px minus blur at 3 px:
    print, texture, cracks, edges; not the outline and shading many photos share), with what
    the whole set shares removed (its mean and its leading principal components);
-2. candidates: each photo's nearest neighbours by small thumbnail less what the set's
-   thumbnails share (sklearn; a crop or a recompression hardly moves it);
+2. candidates: each photo's nearest neighbours by small thumbnail (sklearn; a crop or a
+   recompression hardly moves it);
 3. score: the correlation of two photos' detail at the best of small shifts and zooms (a
    crop of a few percent shifts and enlarges the content);
 4. decision: a pair is a copy when its score is far above what each of the two photos
@@ -28,7 +28,7 @@ from scipy.ndimage import gaussian_filter
 COARSE = 16  # side of the thumbnails whose nearest neighbours are candidates
 DETAIL = 48  # side of the detail thumbnails that are correlated
 BAND = (1.0, 3.0)  # the detail: blur at the first sigma minus blur at the second (pixels)
-SHARED_COMPONENTS = 16  # leading principal components of the set's detail removed
+SHARED_COMPONENTS = 20  # leading principal components of the set's detail removed (SAMPLE // 100)
 SAMPLE = 2000  # photos the shared part is fitted on
 MAX_SHIFT = 2  # detail pixels (5 px at 120) the content may move
 ZOOMS = (1.0, 1.03, 1.06)  # how much larger a cropped copy's content may be
@@ -56,7 +56,7 @@ def neighbours(images: np.ndarray, count: int) -> np.ndarray:
     from sklearn.neighbors import NearestNeighbors
 
     thumbs = np.stack([gaussian_filter(gray(image, COARSE), 1.0).ravel() for image in images])
-    vectors = SharedDetail(unit_rows(thumbs)).residual(unit_rows(thumbs))
+    vectors = unit_rows(thumbs)
     count = min(count, len(images) - 1)
     _, nearest = NearestNeighbors(n_neighbors=count + 1).fit(vectors).kneighbors(vectors)
     own = nearest == np.arange(len(images))[:, None]
