@@ -7,8 +7,9 @@ elsewhere do. So the decision is relative to the set (docs/defaults.md measures 
 1. detail: each photo's grayscale thumbnail band-passed (blur at 1 px minus blur at 3 px:
    print, texture, cracks, edges; not the outline and shading many photos share), with what
    the whole set shares removed (its mean and its leading principal components);
-2. candidates: each photo's nearest neighbours by small thumbnail (sklearn; a crop or a
-   recompression hardly moves it);
+2. candidates: each photo's nearest neighbours by small thumbnail (sklearn; a recompression
+   hardly moves it), and the photos nearest its centre enlarged as a crop enlarges it
+   (where every photo is framed alike, a crop moves the frame more than two photos differ);
 3. score: the correlation of two photos' detail at the best of small shifts and zooms (a
    crop of a few percent shifts and enlarges the content);
 4. decision: a pair is a copy when its score is far above what each of the two photos
@@ -31,7 +32,8 @@ BAND = (1.0, 3.0)  # the detail: blur at the first sigma minus blur at the secon
 SHARED_COMPONENTS = 20  # leading principal components of the set's detail removed (SAMPLE // 100)
 SAMPLE = 2000  # photos the shared part is fitted on
 MAX_SHIFT = 2  # detail pixels (5 px at 120) the content may move
-ZOOMS = (1.0, 1.03, 1.06)  # how much larger a cropped copy's content may be
+ZOOMS = (1.0, 1.02, 1.04, 1.06)  # how much larger a cropped copy's content may be
+CROP_ZOOMS = (1.03, 1.06)  # a photo's centre enlarged by these is what its crops look like
 CHUNK = 2048  # windows whose shared part is removed at once
 
 
@@ -51,18 +53,34 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     return vectors / (np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-6)
 
 
-def neighbours(images: np.ndarray, count: int) -> np.ndarray:
-    """(n, count): each photo's nearest other photos by blurred COARSE-pixel thumbnail."""
+def thumbnails(images: np.ndarray, zoom: float = 1.0) -> np.ndarray:
+    """(n, COARSE * COARSE): unit rows of blurred COARSE-pixel thumbnails of the centre 1/zoom."""
+    return unit_rows(
+        np.stack([gaussian_filter(gray(image, COARSE, zoom), 1.0).ravel() for image in images])
+    )
+
+
+def neighbours(images: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n, count): each photo's nearest other photos by thumbnail, its ordinary neighbours;
+    and (m, 2) more candidate pairs (first < second): each photo with the count // 2 photos
+    nearest its centre at every CROP_ZOOMS, where a crop of it would be found."""
     from sklearn.neighbors import NearestNeighbors
 
-    thumbs = np.stack([gaussian_filter(gray(image, COARSE), 1.0).ravel() for image in images])
-    vectors = unit_rows(thumbs)
     count = min(count, len(images) - 1)
-    _, nearest = NearestNeighbors(n_neighbors=count + 1).fit(vectors).kneighbors(vectors)
+    plain = thumbnails(images)
+    index = NearestNeighbors(n_neighbors=count + 1).fit(plain)
+    _, nearest = index.kneighbors(plain)
     own = nearest == np.arange(len(images))[:, None]
     # itself is usually first, but an exact copy may tie with it: drop itself wherever it is
     keep = np.where(own.any(axis=1, keepdims=True), ~own, np.arange(count + 1) < count)
-    return nearest[keep].reshape(len(images), count)
+    ordinary = nearest[keep].reshape(len(images), count)
+    crops = [
+        index.kneighbors(thumbnails(images, zoom), max(count // 2, 1))[1] for zoom in CROP_ZOOMS
+    ]
+    photo = np.repeat(np.arange(len(images)), sum(part.shape[1] for part in crops))
+    other = np.concatenate(crops, axis=1).ravel()
+    pairs = np.stack([np.minimum(photo, other), np.maximum(photo, other)], axis=1)
+    return ordinary, pairs[photo != other]
 
 
 def details(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -206,15 +224,19 @@ def near_duplicate_pairs(
     columns = {"first": int, "second": int, "correlation": float, "ordinary": float}
     if len(images) < 2:
         return pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in columns.items()})
-    nearest = neighbours(images, candidates)
+    nearest, crop_pairs = neighbours(images, candidates)
     photo = np.repeat(np.arange(len(images)), nearest.shape[1])
     other = nearest.ravel()
-    low, high = np.minimum(photo, other), np.maximum(photo, other)
-    unique, position = np.unique(np.stack([low, high], axis=1), axis=0, return_inverse=True)
+    ordinary_pairs = np.stack([np.minimum(photo, other), np.maximum(photo, other)], axis=1)
+    unique, position = np.unique(
+        np.concatenate([ordinary_pairs, crop_pairs]), axis=0, return_inverse=True
+    )
     padded, centred = details(images)
     shared = without_shared_part(centred)
     scores = correlation(padded, centred, shared, unique[:, 0], unique[:, 1])
-    typical = np.median(scores[position.ravel()].reshape(nearest.shape), axis=1)
+    # what a photo ordinarily scores: with its nearest thumbnails, not with the crop search's
+    ordinary = scores[position.ravel()[: nearest.size]].reshape(nearest.shape)
+    typical = np.median(ordinary, axis=1)
 
     def is_copy(pairs: np.ndarray, score: np.ndarray) -> np.ndarray:
         ordinary = np.maximum(typical[pairs[:, 0]], typical[pairs[:, 1]])
