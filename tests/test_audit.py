@@ -68,6 +68,40 @@ def test_near_duplicates_are_copies_where_every_photo_is_framed_alike():
     assert (pairs["ordinary"] < 0.5).all()
 
 
+def centre_crop(image: np.ndarray, share: float) -> np.ndarray:
+    """The image without `share` of each side's length, half at either end, resized back."""
+    size, margin = image.shape[0], round(image.shape[0] * share / 2)
+    picture = Image.fromarray(image).crop((margin, margin, size - margin, size - margin))
+    return np.asarray(picture.resize((size, size), Image.BICUBIC))
+
+
+def cells_at_scales(count: int) -> np.ndarray:
+    """Photos alike as solar cells are: one strong frame (bus bars and edges) photographed at
+    five scales, 2% apart, each photo with its own fine texture (too fine for a thumbnail)."""
+    lines = np.zeros((120, 120))
+    lines[:, 29:31] = lines[:, 89:91] = 1
+    lines[:8, :] = lines[-8:, :] = lines[:, :8] = lines[:, -8:] = 1
+    frame = np.repeat((140 - 80 * lines).astype(np.uint8)[..., None], 3, axis=2)
+    rng = np.random.default_rng(0)
+    result = []
+    for index in range(count):
+        grain = Image.fromarray(rng.normal(0, 12, (40, 40)).astype(np.float32))
+        scaled = centre_crop(frame, 0.02 * (index % 5)).astype(float)
+        result.append(scaled + np.asarray(grain.resize((120, 120), Image.BICUBIC))[..., None])
+    return np.stack(result).clip(0, 255).astype(np.uint8)
+
+
+def test_a_crop_is_found_where_it_moves_the_frame_more_than_photos_differ():
+    """A 6% crop enlarges the frame to another scale of the set: by thumbnail, 22 photos are
+    nearer the crop than its source is, so the crop is no ordinary neighbour of its source.
+    Its source's centre, enlarged as a crop enlarges it, finds it."""
+    images = cells_at_scales(50)
+    pairs = near_duplicate_pairs(
+        np.concatenate([images, [centre_crop(images[0], 0.06)]]), 4, 0.8, 0.5
+    )
+    assert sorted(zip(pairs["first"], pairs["second"], strict=True)) == [(0, 50)]
+
+
 def blend(image: np.ndarray, other: np.ndarray, weight: float) -> np.ndarray:
     return (weight * image.astype(float) + (1 - weight) * other).astype(np.uint8)
 
