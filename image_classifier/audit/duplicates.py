@@ -33,18 +33,25 @@ SHARED_COMPONENTS = 20  # leading principal components of the set's detail remov
 SAMPLE = 2000  # photos the shared part is fitted on
 MAX_SHIFT = 2  # detail pixels (5 px at 120) the content may move
 ZOOMS = (1.0, 1.02, 1.04, 1.06)  # how much larger a cropped copy's content may be
-CROP_ZOOMS = (1.03, 1.06)  # a photo's centre enlarged by these is what its crops look like
+CROP_ZOOMS = (1.05,)  # a photo's centre enlarged by these is what its crops look like
 CHUNK = 2048  # windows whose shared part is removed at once
 
 
-def gray(image: np.ndarray, side: int, zoom: float = 1.0) -> np.ndarray:
-    """A float32 grayscale thumbnail of the image's centre 1/zoom, side x side."""
+def grays(image: np.ndarray, side: int, zooms: tuple[float, ...]) -> np.ndarray:
+    """(len(zooms), side, side) float32: grayscale thumbnails of the (square) image's centre
+    1/zoom at each zoom, resampled from the exact sub-pixel box."""
     picture = Image.fromarray(image).convert("L")
-    if zoom != 1.0:
-        size = picture.size[0]
-        margin = size * (1 - 1 / zoom) / 2
-        picture = picture.crop((margin, margin, size - margin, size - margin))
-    return np.asarray(picture.resize((side, side), Image.BILINEAR), np.float32)
+    size = picture.size[0]
+    margins = (size * (1 - 1 / zoom) / 2 for zoom in zooms)
+    return np.stack(
+        [
+            np.asarray(
+                picture.resize((side, side), Image.BILINEAR, box=(m, m, size - m, size - m)),
+                np.float32,
+            )
+            for m in margins
+        ]
+    )
 
 
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
@@ -53,29 +60,30 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     return vectors / (np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-6)
 
 
-def thumbnails(images: np.ndarray, zoom: float = 1.0) -> np.ndarray:
-    """(n, COARSE * COARSE): unit rows of blurred COARSE-pixel thumbnails of the centre 1/zoom."""
-    return unit_rows(
-        np.stack([gaussian_filter(gray(image, COARSE, zoom), 1.0).ravel() for image in images])
-    )
+def thumbnails(images: np.ndarray, zooms: tuple[float, ...]) -> np.ndarray:
+    """(len(zooms), n, COARSE * COARSE): unit rows of blurred COARSE-pixel thumbnails of each
+    photo's centre 1/zoom."""
+    thumbs = np.stack([grays(image, COARSE, zooms) for image in images], axis=1)
+    thumbs = gaussian_filter(thumbs, (0, 0, 1.0, 1.0)).reshape(len(zooms), len(images), -1)
+    return np.stack([unit_rows(level) for level in thumbs])
 
 
 def neighbours(images: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
     """(n, count): each photo's nearest other photos by thumbnail, its ordinary neighbours;
-    and (m, 2) more candidate pairs (first < second): each photo with the count // 2 photos
+    and (m, 2) more candidate pairs (first < second): each photo with the count // 4 photos
     nearest its centre at every CROP_ZOOMS, where a crop of it would be found."""
     from sklearn.neighbors import NearestNeighbors
 
     count = min(count, len(images) - 1)
-    plain = thumbnails(images)
+    plain, *enlarged = thumbnails(images, (1.0, *CROP_ZOOMS))
     index = NearestNeighbors(n_neighbors=count + 1).fit(plain)
-    _, nearest = index.kneighbors(plain)
+    nearest = index.kneighbors(plain, return_distance=False)
     own = nearest == np.arange(len(images))[:, None]
     # itself is usually first, but an exact copy may tie with it: drop itself wherever it is
     keep = np.where(own.any(axis=1, keepdims=True), ~own, np.arange(count + 1) < count)
     ordinary = nearest[keep].reshape(len(images), count)
     crops = [
-        index.kneighbors(thumbnails(images, zoom), max(count // 2, 1))[1] for zoom in CROP_ZOOMS
+        index.kneighbors(thumbs, max(count // 4, 1), return_distance=False) for thumbs in enlarged
     ]
     photo = np.repeat(np.arange(len(images)), sum(part.shape[1] for part in crops))
     other = np.concatenate(crops, axis=1).ravel()
@@ -92,9 +100,7 @@ def details(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     padded = np.empty((len(images), side, side), np.float32)
     centred = np.empty((len(images), len(ZOOMS), DETAIL * DETAIL), np.float32)
     for start in range(0, len(images), CHUNK):
-        thumbs = np.stack(
-            [[gray(image, side, zoom) for zoom in ZOOMS] for image in images[start : start + CHUNK]]
-        )
+        thumbs = np.stack([grays(image, side, ZOOMS) for image in images[start : start + CHUNK]])
         # One filter call per chunk: sigma 0 leaves the photo and zoom axes alone.
         low, high = ((0, 0, sigma, sigma) for sigma in BAND)
         band = gaussian_filter(thumbs, low) - gaussian_filter(thumbs, high)
