@@ -39,14 +39,14 @@ CHUNK = 2048  # windows whose shared part is removed at once
 
 def grays(image: np.ndarray, side: int, zooms: tuple[float, ...]) -> np.ndarray:
     """(len(zooms), side, side) float32: grayscale thumbnails of the (square) image's centre
-    1/zoom at each zoom, resampled from the exact sub-pixel box."""
+    1/zoom at each zoom."""
     picture = Image.fromarray(image).convert("L")
     size = picture.size[0]
     margins = (size * (1 - 1 / zoom) / 2 for zoom in zooms)
     return np.stack(
         [
             np.asarray(
-                picture.resize((side, side), Image.BILINEAR, box=(m, m, size - m, size - m)),
+                picture.crop((m, m, size - m, size - m)).resize((side, side), Image.BILINEAR),
                 np.float32,
             )
             for m in margins
