@@ -241,8 +241,7 @@ def near_duplicate_pairs(
     shared = without_shared_part(centred)
     scores = correlation(padded, centred, shared, unique[:, 0], unique[:, 1])
     # what a photo ordinarily scores: with its nearest thumbnails, not with the crop search's
-    ordinary = scores[position.ravel()[: nearest.size]].reshape(nearest.shape)
-    typical = np.median(ordinary, axis=1)
+    typical = np.median(scores[position.ravel()[: nearest.size]].reshape(nearest.shape), axis=1)
 
     def is_copy(pairs: np.ndarray, score: np.ndarray) -> np.ndarray:
         ordinary = np.maximum(typical[pairs[:, 0]], typical[pairs[:, 1]])
