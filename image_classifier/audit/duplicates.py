@@ -54,6 +54,11 @@ def grays(image: np.ndarray, side: int, zooms: tuple[float, ...]) -> np.ndarray:
     )
 
 
+def pairs_of(photo: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """(n, 2) int: each photo with its other, the lower index first."""
+    return np.sort(np.stack([photo, other], axis=1), axis=1).astype(int)
+
+
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
     """Each row centred and scaled to length 1, so that a dot product is a correlation."""
     vectors = vectors - vectors.mean(axis=1, keepdims=True)
@@ -87,8 +92,7 @@ def neighbours(images: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
     ]
     photo = np.repeat(np.arange(len(images)), sum(part.shape[1] for part in crops))
     other = np.concatenate(crops, axis=1).ravel()
-    pairs = np.stack([np.minimum(photo, other), np.maximum(photo, other)], axis=1)
-    return ordinary, pairs[photo != other]
+    return ordinary, pairs_of(photo, other)[photo != other]
 
 
 def details(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -182,43 +186,25 @@ def correlation(
     return best
 
 
-def closing_pairs(found: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """(k, 2), first < second: for every found pair (b, x) and every stronger found pair
-    (b, a) of one of its photos, the pair (a, x) that would close the triangle."""
+def triangles(found: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every found pair (b, x) and every stronger found pair (b, a) of one of its photos:
+    the index of (b, x) in `found`, and (k, 2) the pair (a, x) that would close the
+    triangle. Where (a, x) is no copy, (b, x) is contradicted."""
     ends = np.concatenate([found, found[:, ::-1]])  # (photo, other) both ways
-    strength = np.concatenate([scores, scores])
-    links = pd.DataFrame({"photo": ends[:, 0], "other": ends[:, 1], "score": strength})
-    triangles = links.merge(links, on="photo", suffixes=("", "_stronger"))
-    triangles = triangles[
-        (triangles["other_stronger"] != triangles["other"])
-        & (triangles["score_stronger"] > triangles["score"])
+    links = pd.DataFrame(
+        {
+            "photo": ends[:, 0],
+            "other": ends[:, 1],
+            "score": np.tile(scores, 2),
+            "pair": np.tile(np.arange(len(found)), 2),
+        }
+    )
+    joined = links.merge(links, on="photo", suffixes=("", "_stronger"))
+    joined = joined[
+        (joined["other_stronger"] != joined["other"]) & (joined["score_stronger"] > joined["score"])
     ]
-    close = triangles[["other_stronger", "other"]].to_numpy()
-    if not len(close):
-        return np.zeros((0, 2), int)
-    return np.unique(np.sort(close, axis=1), axis=0)
-
-
-def contradicted(
-    found: np.ndarray, scores: np.ndarray, closing: np.ndarray, closing_is_copy: np.ndarray
-) -> np.ndarray:
-    """Mask of the found pairs (b, x) for which b, or x, has a stronger found partner a
-    such that the pair (a, x), or (a, b), is no copy (its verdict in `closing_is_copy`)."""
-    verdict = {
-        (int(a), int(b)): bool(ok) for (a, b), ok in zip(closing, closing_is_copy, strict=True)
-    }
-    partners: dict[int, list[tuple[int, float]]] = {}
-    for (a, b), score in zip(found.tolist(), scores.tolist(), strict=True):
-        partners.setdefault(a, []).append((b, score))
-        partners.setdefault(b, []).append((a, score))
-    dropped = np.zeros(len(found), bool)
-    for index, ((b, x), score) in enumerate(zip(found.tolist(), scores.tolist(), strict=True)):
-        for photo, other in ((b, x), (x, b)):
-            for partner, stronger in partners[photo]:
-                pair = (min(partner, other), max(partner, other))
-                if partner != other and stronger > score and not verdict.get(pair, True):
-                    dropped[index] = True
-    return dropped
+    closing = pairs_of(joined["other_stronger"].to_numpy(), joined["other"].to_numpy())
+    return joined["pair"].to_numpy(), closing
 
 
 def near_duplicate_pairs(
@@ -231,9 +217,7 @@ def near_duplicate_pairs(
     if len(images) < 2:
         return pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in columns.items()})
     nearest, crop_pairs = neighbours(images, candidates)
-    photo = np.repeat(np.arange(len(images)), nearest.shape[1])
-    other = nearest.ravel()
-    ordinary_pairs = np.stack([np.minimum(photo, other), np.maximum(photo, other)], axis=1)
+    ordinary_pairs = pairs_of(np.repeat(np.arange(len(images)), nearest.shape[1]), nearest.ravel())
     unique, position = np.unique(
         np.concatenate([ordinary_pairs, crop_pairs]), axis=0, return_inverse=True
     )
@@ -243,22 +227,25 @@ def near_duplicate_pairs(
     # what a photo ordinarily scores: with its nearest thumbnails, not with the crop search's
     typical = np.median(scores[position.ravel()[: nearest.size]].reshape(nearest.shape), axis=1)
 
-    def is_copy(pairs: np.ndarray, score: np.ndarray) -> np.ndarray:
-        ordinary = np.maximum(typical[pairs[:, 0]], typical[pairs[:, 1]])
-        return (score >= min_correlation) & (1 - score <= relative_distance * (1 - ordinary))
+    def ordinary(pairs: np.ndarray) -> np.ndarray:
+        return np.maximum(typical[pairs[:, 0]], typical[pairs[:, 1]])
 
-    found = is_copy(unique, scores)
-    closing = closing_pairs(unique[found], scores[found])
+    def is_copy(pairs: np.ndarray, score: np.ndarray) -> np.ndarray:
+        return (score >= min_correlation) & (1 - score <= relative_distance * (1 - ordinary(pairs)))
+
+    found = np.flatnonzero(is_copy(unique, scores))
+    pair, closing = triangles(unique[found], scores[found])
+    closing, where = np.unique(closing.reshape(-1, 2), axis=0, return_inverse=True)
     closing_scores = correlation(padded, centred, shared, closing[:, 0], closing[:, 1])
-    kept = np.flatnonzero(found)[
-        ~contradicted(unique[found], scores[found], closing, is_copy(closing, closing_scores))
-    ]
+    contradicted = np.zeros(len(found), bool)
+    contradicted[pair[~is_copy(closing, closing_scores)[where.ravel()]]] = True
+    kept = found[~contradicted]
     pairs = pd.DataFrame(
         {
             "first": unique[kept, 0],
             "second": unique[kept, 1],
             "correlation": scores[kept].round(4),
-            "ordinary": np.maximum(typical[unique[kept, 0]], typical[unique[kept, 1]]).round(4),
+            "ordinary": ordinary(unique[kept]).round(4),
         }
     )
     return pairs.astype(columns).sort_values(["first", "second"], ignore_index=True)
