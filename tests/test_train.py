@@ -465,3 +465,19 @@ def test_class_weights_shift_answers_to_the_rare_class_and_the_default_keeps_the
         rare_share[weighted] = float(np.mean(predicted == 2))
     assert rare_share[False] <= 0.15, rare_share  # about the prior (10 %), not more
     assert rare_share[True] >= rare_share[False] + 0.15, rare_share
+
+
+@pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
+@pytest.mark.parametrize("size", [39, 40])
+def test_flips_alone_are_the_images_the_affine_transform_makes(interpolation, size):
+    """Flips without rotation, zoom or shifts skip the resampling: the same images, the same
+    flipped ones for a seed, as the transform random_transforms draws."""
+    images = np.random.default_rng(1).integers(0, 256, (16, size, size, 3), dtype=np.uint8)
+    augmentation = Augmentation(flip=True, rotation=0, zoom=0, interpolation=interpolation)
+    seed = tf.constant([5, 6], tf.int64)
+    transforms = random_transforms(16, size, augmentation, seed)
+    expected = transform(tf.constant(images, tf.float32), transforms, interpolation).numpy()
+    augmented = augment(tf.constant(images), augmentation, seed).numpy()
+    flipped = [not np.array_equal(a, b) for a, b in zip(augmented, images, strict=True)]
+    assert 3 <= sum(flipped) <= 13
+    np.testing.assert_array_equal(augmented, expected)
