@@ -82,8 +82,8 @@ def augment(images: tf.Tensor, augmentation: Augmentation, seed) -> tf.Tensor:
 
     Resampled as floats: on uint8 the op truncates each interpolated value, which shifts
     every augmented image 0.5 levels darker than the unaugmented val and test images.
-    Flips alone are reversed in memory: the images their affine transform gives, without
-    the resampling's cost (docs/defaults.md, "Speed")."""
+    Flips alone are the same images as their affine transform gives, but reversed in memory:
+    the resampling was an eighth of the CPU time of a training step (docs/benchmarks.md)."""
     images = tf.cast(images, tf.float32)
     if not augmentation.moves:
         flip = random_flips(tf.shape(images)[0], tf.random.experimental.stateless_split(seed, 5))
