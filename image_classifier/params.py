@@ -160,6 +160,11 @@ class TrainParams(Section):
         description="at least this many optimiser steps in all: a small train split is "
         "repeated within each epoch",
     )
+    max_steps: int = Field(
+        ge=0,
+        description="at most this many optimiser steps in all (0 = no cap): each epoch of a "
+        "large train split then sees a part of it",
+    )
     batch_size: BatchSize
     learning_rate: LearningRate
     optimizer: Optimizer
@@ -211,6 +216,16 @@ class TrainParams(Section):
             )
         if not path.is_file():
             raise InvalidKey("weights", f"must name an existing file in {WEIGHTS_FOLDER}/")
+        return self
+
+    @model_validator(mode="after")
+    def check_steps(self) -> Self:
+        if self.max_steps and self.max_steps < max(self.min_steps, self.epochs):
+            raise InvalidKey(
+                "max_steps",
+                f"train.max_steps ({self.max_steps}) must be 0 (no cap) or at least "
+                f"train.min_steps ({self.min_steps}) and train.epochs ({self.epochs})",
+            )
         return self
 
 

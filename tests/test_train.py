@@ -27,6 +27,7 @@ from image_classifier.model.fitting import (
     configure_devices,
     fit_model,
     make_dataset,
+    steps_per_epoch,
 )
 from image_classifier.model.mirror import MIRROR, is_mirror_averaged
 from image_classifier.model.search import run_pairs
@@ -144,6 +145,21 @@ def test_random_augmentation_draws_from_the_ranges():
     turned = [where(augment(dot_image(), Augmentation(False, 0.05, 0), seed)) for seed in seeds]
     # Within +-18 degrees: the dot stays left of the centre, above or below the row.
     assert all(column < 5 for _, column in turned) and len(set(turned)) > 3
+
+
+@pytest.mark.parametrize(
+    ("images", "max_steps", "expected"),
+    [
+        (18_199, 0, 285),  # one pass per epoch: 20 x 285 steps
+        (18_199, 4000, 200),  # capped: 20 x 200 steps, each epoch 70% of a pass
+        (400, 4000, 75),  # a small split repeated up to min_steps; the cap does not bind
+        (6_000, 4000, 94),  # one pass, under the cap
+    ],
+)
+def test_steps_per_epoch_between_min_steps_and_max_steps(images, max_steps, expected):
+    raw = read_params()["train"] | {"epochs": 20, "batch_size": 64, "min_steps": 1500}
+    params = TrainParams.model_validate(raw | {"max_steps": max_steps})
+    assert steps_per_epoch(params, images) == expected
 
 
 def test_the_model_returned_has_the_best_epochs_weights(tiny):

@@ -188,8 +188,11 @@ def steps_per_epoch(params: TrainParams, images: int) -> int:
     """One pass over the train split, or more: with train.min_steps, each of the train.epochs
     epochs takes at least min_steps / epochs steps. A few hundred photos at batch 64 make a
     handful of steps per pass, far too few to learn from; repeating them within an epoch
-    keeps epochs (validation, early stopping, the curves) meaning the same at any size."""
-    return max(math.ceil(images / params.batch_size), math.ceil(params.min_steps / params.epochs))
+    keeps epochs (validation, early stopping, the curves) meaning the same at any size.
+    With train.max_steps, fewer: each epoch of a large split then sees a part of it, a new
+    part each time (the stream of batches runs on across epochs)."""
+    steps = max(math.ceil(images / params.batch_size), math.ceil(params.min_steps / params.epochs))
+    return min(steps, params.max_steps // params.epochs) if params.max_steps else steps
 
 
 class EarlyStop(keras.callbacks.Callback):

@@ -16,6 +16,7 @@ SET_BY_THE_SWEEP = (
     "batch_size",
     "epochs",
     "min_steps",
+    "max_steps",
     "early_stopping_patience",
     "fine_tune_epochs",
 )
@@ -35,6 +36,7 @@ def pair_params(train: TrainParams, sweep: SweepParams, learning_rate: float, ba
         "batch_size": batch_size,
         "epochs": sweep.epochs,
         "min_steps": 0,  # the sweep's budget is sweep.epochs, whatever the data size
+        "max_steps": 0,
         "early_stopping_patience": 0,
         "fine_tune_epochs": 0,
     }
