@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     base, train = BaseParams.from_params(params), TrainParams.from_params(params)
     # Keras is imported only now, after the params were found valid.
     from image_classifier.model.architectures import check_input_size
-    from image_classifier.model.fitting import configure_devices, fit_summary
+    from image_classifier.model.fitting import configure_devices, fit_summary, step_cap_note
 
     check_input_size(train.model, image_size(args.resized))
     devices = configure_devices()
@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> None:
         len(val_set.labels),
         devices.describe(),
     )
+    if note := step_cap_note(train, len(train_set.labels)):
+        log.info("train: %s", note)
     with atomic_directory(args.live) as live_folder:
         result, backup = fit_with_backup(
             args, live_folder, train, base.seed, train_set, val_set, devices

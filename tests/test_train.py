@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -213,11 +214,14 @@ def test_train_stage_outputs_and_reproducibility(tiny):
         first.pop(timing), second.pop(timing)
     assert first == second
     assert all(np.array_equal(a, b) for a, b in zip(first_weights, second_weights))
-    # base.seed reaches training: another seed, other weights (a hard-coded seed would not).
-    write_params(tiny, **TINY, base__seed=7)
-    run_stage("train", *train_args(tiny), cwd=tiny)
+    # base.seed reaches training: another seed, other weights (a hard-coded seed would not);
+    # train.max_steps reaches the fit: 2 steps an epoch, and the log says so.
+    write_params(tiny, **TINY, base__seed=7, train__max_steps=4)
+    capped = run_stage("train", *train_args(tiny), cwd=tiny)
     other = keras.models.load_model(tiny / "models/model.keras", safe_mode=True).get_weights()
     assert not all(np.array_equal(a, b) for a, b in zip(first_weights, other))
+    assert "train: train.max_steps 4 caps each epoch at 2 steps" in capped.stderr
+    assert re.search(r"^2/2 ", capped.stdout, re.MULTILINE), capped.stdout
     assert first["epochs_run"] == 2 and 1 <= first["best_epoch"] <= 2
     # the learned parameters: the flip averaging's constant exchange matrix is not counted
     constant = model.get_layer(MIRROR).count_params() if is_mirror_averaged(model) else 0

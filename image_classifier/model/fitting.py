@@ -195,6 +195,18 @@ def steps_per_epoch(params: TrainParams, images: int) -> int:
     return min(steps, params.max_steps // params.epochs) if params.max_steps else steps
 
 
+def step_cap_note(params: TrainParams, images: int) -> str:
+    """What train.max_steps does to this split, or "" when it does not bind."""
+    steps = steps_per_epoch(params, images)
+    one_pass = math.ceil(images / params.batch_size)
+    if steps >= one_pass:
+        return ""
+    return (
+        f"train.max_steps {params.max_steps} caps each epoch at {steps} steps, "
+        f"{steps / one_pass:.0%} of the train split (0: whole passes)"
+    )
+
+
 class EarlyStop(keras.callbacks.Callback):
     """Stops a fit when `monitor` has not improved for `patience` epochs, counting from epoch
     `start` on, as keras.callbacks.EarlyStopping does; its counters (`state`, `restore`) are
