@@ -154,6 +154,13 @@ class TrainParams(Section):
     weights: str = Field(
         description="transfer models: imagenet | none | weights/<file>.h5 (a file in weights/)"
     )
+    members: int = Field(
+        ge=1,
+        le=16,
+        description="networks trained alike from different random starts (seed, seed + 1000, "
+        "...), their answers averaged in one model; each trains for epochs, min_steps and "
+        "max_steps; inference costs this many times one",
+    )
     epochs: int = Field(ge=1)
     min_steps: int = Field(
         ge=0,

@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> None:
     base, train = BaseParams.from_params(params), TrainParams.from_params(params)
     # Keras is imported only now, after the params were found valid.
     from image_classifier.model.architectures import check_input_size
-    from image_classifier.model.fitting import configure_devices, fit_summary, step_cap_note
+    from image_classifier.model.fitting import configure_devices, step_cap_note
+    from image_classifier.model.mirror import learnt_params
 
     check_input_size(train.model, image_size(args.resized))
     devices = configure_devices()
@@ -65,17 +66,56 @@ def main(argv: list[str] | None = None) -> None:
     if note := step_cap_note(train, len(train_set.labels)):
         log.info("train: %s", note)
     with atomic_directory(args.live) as live_folder:
-        result, backup = fit_with_backup(
-            args, live_folder, train, base.seed, train_set, val_set, devices
-        )
-        model, card, calibration = finish_model(result.model, card, train, val_set)
+        results, backups = [], []
+        for member in range(train.members):
+            if train.members > 1:
+                log.info("train: network %d of %d", member + 1, train.members)
+            result, backup = fit_with_backup(
+                args, live_folder, train, base.seed, member, train_set, val_set, devices
+            )
+            results.append(result)
+            backups.append(backup)
+        members = [result.model for result in results]
+        model, card, calibration = finish_model(members, card, train, val_set)
         with atomic_path(args.model) as temporary:
             model.save(temporary)
         write_card(args.model, card)
-    backup.remove()
-    metrics = fit_summary(result, train.monitor) | {"calibration": asdict(calibration)}
+    for backup in backups:
+        backup.remove()
+    if args.backup.is_dir() and not any(args.backup.iterdir()):
+        args.backup.rmdir()  # the members' folders were in it
+    metrics = summary(results, train.monitor) | {
+        "params": learnt_params(model),
+        "calibration": asdict(calibration),
+    }
     write_json(args.metrics, metrics)
     log_summary(metrics, calibration, train.monitor)
+
+
+def member_seed(seed: int, member: int) -> int:
+    """The seed of network `member` (0-based): the first trains as a single network would."""
+    return seed + 1000 * member
+
+
+def member_live_folder(live_folder: Path, member: int) -> Path:
+    """Curves of the first network in the live folder itself, the others' beside them."""
+    return live_folder / f"member-{member + 1}" if member else live_folder
+
+
+def summary(results: list, monitor: str) -> dict:
+    """The first network's figures (its curves are the ones plotted), the time of all, and
+    each network's best epoch and val scores."""
+    from image_classifier.model.fitting import fit_summary
+
+    first = fit_summary(results[0], monitor)
+    if len(results) == 1:
+        return first
+    members = [fit_summary(result, monitor) for result in results]
+    keep = ("best_epoch", "epochs_run", monitor, "val_loss", "val_accuracy", "seconds")
+    return first | {
+        "seconds": round(sum(member["seconds"] for member in members), 1),
+        "members": [{k: v for k, v in member.items() if k in keep} for member in members],
+    }
 
 
 def with_fitting_batch_size(train: TrainParams, images: int) -> TrainParams:
@@ -87,51 +127,74 @@ def with_fitting_batch_size(train: TrainParams, images: int) -> TrainParams:
 
 
 def fit_with_backup(
-    args, live_folder: Path, train: TrainParams, seed: int, train_set, val_set, devices
+    args, live_folder: Path, train: TrainParams, seed: int, member: int, train_set, val_set, devices
 ):
-    """fit_model with DVCLive's curves and a backup a killed run resumes from.
+    """fit_model of network `member` with DVCLive's curves and a backup a killed run resumes
+    from.
 
     DVCLive writes into a temporary folder that replaces --live at the end, so a killed run
-    leaves the previous curves whole; the backup keeps a copy of them every epoch."""
+    leaves the previous curves whole; the backup keeps a copy of them every epoch. A network
+    that finished before the kill is read back from its backup, not trained again."""
     from dvclive import Live
     from dvclive.keras import DVCLiveCallback
 
-    from image_classifier.model.fitting import fit_model
+    from image_classifier.model.fitting import fit_model, new_model
     from image_classifier.model.resume import Backup, training_key
 
+    seed = member_seed(seed, member)
     key = training_key(
         {"train": train.model_dump(), "seed": seed},
         [args.resized / IMAGES_FILE, args.split],
         Path(image_classifier.__file__).parent,
     )
-    backup = Backup(args.backup, key, folders={"live": live_folder})
+    live = member_live_folder(live_folder, member)
+    root = args.backup / f"member-{member + 1}" if train.members > 1 else args.backup
+    backup = Backup(root, key, folders={"live": live})
     if backup.resuming:
         log.info(
             "train: resuming from epoch %d (backup in %s)", backup.epochs_done + 1, backup.folder
         )
         backup.restore_folders()
-    with Live(str(live_folder), dvcyaml=False, save_dvc_exp=False, resume=backup.resuming) as live:
+    if finished := backup.read_finished():
+        log.info("train: network %d finished before (backup in %s)", member + 1, backup.folder)
+        return finished_result(*finished, new_model(train, train_set, devices)), backup
+    with Live(str(live), dvcyaml=False, save_dvc_exp=False, resume=backup.resuming) as logger:
         result = fit_model(
             train,
             train_set,
             val_set,
             seed,
             devices,
-            callbacks=[DVCLiveCallback(live=live)],
+            callbacks=[DVCLiveCallback(live=logger)],
             on_phase=log.info,
             backup=backup,
         )
+    backup.save_finished(result.model.get_weights(), finished_facts(result))
     return result, backup
 
 
-def finish_model(model, card, train: TrainParams, val_set):
-    """The trained model with flip averaging (if trained on mirror images, train.flip) and its
-    temperature on val folded in; its card says both and the unsure threshold."""
+def finished_facts(result) -> dict:
+    """A FitResult but its model, as JSON."""
+    return {name: value for name, value in vars(result).items() if name != "model"}
+
+
+def finished_result(weights: list, facts: dict, model):
+    """The FitResult of a network read back from its backup, its weights set into `model`."""
+    from image_classifier.model.fitting import FitResult
+
+    model.set_weights(weights)
+    return FitResult(model=model, **facts)
+
+
+def finish_model(members: list, card, train: TrainParams, val_set):
+    """The trained networks as one model, their answers averaged, with flip averaging (if
+    trained on mirror images, train.flip) and its temperature on val folded in; its card says
+    all of it and the unsure threshold."""
     from image_classifier.model.calibration import calibrate
-    from image_classifier.model.mirror import with_mirror_average
+    from image_classifier.model.mirror import averaged_model
 
     flip_average = train.flip_average and train.flip
-    model = with_mirror_average(model) if flip_average else model
+    model = averaged_model(members, flip=flip_average)
     calibration = calibrate(
         model, val_set.images, val_set.labels, train.unsure_error_ratio, train.batch_size
     )
@@ -139,6 +202,7 @@ def finish_model(model, card, train: TrainParams, val_set):
         update={
             "temperature": calibration.temperature,
             "flip_average": flip_average,
+            "members": len(members),
             "unsure_below": calibration.unsure_below,
         }
     )

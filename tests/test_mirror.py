@@ -12,7 +12,12 @@ import pytest
 from image_classifier.model.architectures import build_model, embedding_model, load_trained_model
 from image_classifier.model.attribution import gradcam_heatmap, last_conv_layer
 from image_classifier.model.calibration import fold_temperature
-from image_classifier.model.mirror import is_mirror_averaged, with_mirror_average
+from image_classifier.model.mirror import (
+    averaged_model,
+    is_mirror_averaged,
+    member_count,
+    with_mirror_average,
+)
 from tests.test_gradcam import images_with_squares, region_model
 
 
@@ -100,3 +105,43 @@ def test_grad_cam_of_a_flip_averaged_model_maps_both_views_back_onto_the_photo()
     # Its mirror view lights the mirrored square: flipped back, it falls on the same square.
     np.testing.assert_allclose(heatmap, gradcam_heatmap(model, images, 1, "conv"), atol=1e-3)
     assert heatmap[0, 1:5, 2:6].mean() > 0.8 and heatmap[0, 1:5, 10:14].max() < 0.05
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_members_averaged_in_one_model_answer_with_the_mean_of_their_logits(flip, tmp_path):
+    first = trained_a_little("separable_cnn")
+    second = trained_a_little("separable_cnn")
+    # Another network: its weights moved, so its answers differ from the first's.
+    second.set_weights([w * 1.2 if w.ndim > 1 else w for w in second.get_weights()])
+    images = photos()
+
+    def answers(model):
+        plain = model.predict(images, verbose=0)
+        return (plain + model.predict(images[:, :, ::-1], verbose=0)) / 2 if flip else plain
+
+    one, two = answers(first), answers(second)
+    assert np.abs(one - two).max() > 0.1
+    averaged = averaged_model([first, second], flip=flip)
+    assert member_count(averaged) == 2 and is_mirror_averaged(averaged) == flip
+    expected = (one + two) / 2
+    np.testing.assert_allclose(averaged.predict(images, verbose=0), expected, atol=1e-3)
+    averaged.save(tmp_path / "model.keras")
+    np.save(tmp_path / "images.npy", images)
+    np.testing.assert_allclose(predict_with_keras_alone(tmp_path), expected, atol=1e-3)
+    embedding, _ = embedding_model(averaged).predict(images, verbose=0)
+    features = embedding_model(first).output[0].shape[-1]
+    assert embedding.shape == (len(images), 2 * features)  # the members' side by side
+    fold_temperature(averaged, 2.0)
+    np.testing.assert_allclose(averaged.predict(images, verbose=0), expected / 2, atol=1e-3)
+
+
+def test_grad_cam_of_averaged_members_adds_every_members_maps():
+    model, images = region_model(), images_with_squares()
+    twice = averaged_model([model, model], flip=True)
+    assert member_count(twice) == 2 and last_conv_layer(twice) == "conv"
+    # Two copies of one network: each map is that network's, so their sum, scaled, is too.
+    np.testing.assert_allclose(
+        gradcam_heatmap(twice, images, 1, "conv"),
+        gradcam_heatmap(model, images, 1, "conv"),
+        atol=1e-3,
+    )

@@ -109,8 +109,8 @@ def test_committed_params_are_valid():
         ("train.flip", "yes", "train.flip = 'yes' is not allowed: must be true or false"),
         (
             "train.max_steps",
-            1000,
-            "train.max_steps = 1000 is not allowed: train.max_steps (1000) must be 0 (no cap) or at least train.min_steps (1500) and train.epochs (20)",
+            500,
+            "train.max_steps = 500 is not allowed: train.max_steps (500) must be 0 (no cap) or at least train.min_steps (750) and train.epochs (10)",
         ),
         (
             "train.filters",

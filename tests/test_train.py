@@ -45,6 +45,7 @@ from tests.conftest import (
 
 # min_steps 0: one pass per epoch; these tests check the mechanics, not what is learnt.
 TINY = {
+    "train__members": 1,
     "train__epochs": 2,
     "train__min_steps": 0,
     "train__batch_size": 8,
@@ -375,13 +376,13 @@ def start_train(folder) -> subprocess.Popen:
     )
 
 
-def start_and_kill_after(folder, epochs_done: int) -> None:
-    """Run the train stage and SIGKILL it once its backup holds `epochs_done` epochs."""
+def start_and_kill_after(folder, epochs_done: int, backups: str = "backup/*/state.json") -> None:
+    """Run the train stage and SIGKILL it once a backup holds `epochs_done` epochs."""
     process = start_train(folder)
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and process.poll() is None:
-            states = [json.loads(p.read_text()) for p in folder.glob("backup/*/state.json")]
+            states = [json.loads(p.read_text()) for p in folder.glob(backups)]
             if any(state["epochs_done"] >= epochs_done for state in states):
                 break
             time.sleep(0.05)
@@ -411,6 +412,52 @@ def test_a_killed_train_resumes_and_ends_with_the_same_model(tiny):
         k: v for k, v in summary.items() if k not in ("seconds", "images_per_second")
     }
     assert not (tiny / "backup").exists()
+
+
+def test_members_train_from_their_own_seeds_and_answer_as_one_model(tiny):
+    write_params(tiny, **TINY)
+    run_stage("train", *train_args(tiny), cwd=tiny)
+    single = keras.models.load_model(tiny / "models/model.keras").get_layer("features")
+    write_params(tiny, **{**TINY, "train__members": 2})
+    result = run_stage("train", *train_args(tiny), cwd=tiny)
+    assert "train: network 2 of 2" in result.stderr
+    model = keras.models.load_model(tiny / "models/model.keras")
+    first, second = (model.get_layer(f"features_{n}").get_weights() for n in (1, 2))
+    # The first network is the one a single-network run trains, bit for bit; the second
+    # started from another seed.
+    assert all(np.array_equal(a, b) for a, b in zip(single.get_weights(), first))
+    assert not all(np.array_equal(a, b) for a, b in zip(first, second))
+    assert json.loads((tiny / "models/model.json").read_text())["members"] == 2
+    metrics = json.loads((tiny / "metrics/train.json").read_text())
+    assert [member["epochs_run"] for member in metrics["members"]] == [2, 2]
+    assert metrics["params"] == model.count_params() - model.get_layer(MIRROR).count_params()
+    curve = tiny / "plots/training/member-2/plots/metrics/eval/accuracy.tsv"
+    assert len(curve.read_text().splitlines()) == 3
+
+
+def test_a_train_killed_in_its_second_network_resumes_there(tiny):
+    params = {**TINY, "train__members": 2, "train__epochs": 8, "train__early_stopping_patience": 0}
+    write_params(tiny, **params)
+    run_stage("train", *train_args(tiny), cwd=tiny)
+    reference = keras.models.load_model(tiny / "models/model.keras").get_weights()
+    summary = json.loads((tiny / "metrics/train.json").read_text())
+    start_and_kill_after(tiny, epochs_done=2, backups="backup/member-2/*/state.json")
+    result = run_stage("train", *train_args(tiny), cwd=tiny)
+    assert "train: network 1 finished before" in result.stderr
+    assert "train: resuming from epoch" in result.stderr
+    resumed = keras.models.load_model(tiny / "models/model.keras").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(reference, resumed))  # bit for bit
+    again = json.loads((tiny / "metrics/train.json").read_text())
+    assert without_timings(again) == without_timings(summary)
+    assert not (tiny / "backup").exists()
+
+
+def without_timings(metrics: dict) -> dict:
+    timings = ("seconds", "images_per_second")
+    kept = {k: v for k, v in metrics.items() if k not in timings}
+    if "members" in kept:
+        kept["members"] = [without_timings(member) for member in kept["members"]]
+    return kept
 
 
 def test_other_params_never_resume_a_backup(tiny):

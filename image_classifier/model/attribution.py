@@ -24,7 +24,7 @@ def last_conv_layer(model) -> str:
     """The last layer that outputs a spatial feature map (rank 4), pooling excluded."""
     from image_classifier.model.mirror import views
 
-    for layer in reversed(views(model)[0].layers):
+    for layer in reversed(views(model)[0][0].layers):
         if is_feature_map(layer):
             return layer.name
         if type(layer).__name__ in BEFORE_FEATURES or layer.name in IMAGE_LAYERS:
@@ -38,7 +38,7 @@ def choose_layer(model, requested: str) -> str:
 
     if not requested:
         return last_conv_layer(model)
-    layers = {layer.name: layer for layer in [*model.layers, *views(model)[0].layers]}
+    layers = {layer.name: layer for layer in [*model.layers, *views(model)[0][0].layers]}
     problem = None
     if requested not in layers:
         problem = "it is not a layer of the model"
@@ -58,8 +58,8 @@ def gradcam_heatmap(model, images: np.ndarray, class_index, layer_name: str) -> 
     `layer_name`, averaged per channel, weight the channels; ReLU; scaled to [0, 1] per image;
     resized to the image. `class_index` is one class for all images or one per image.
 
-    In a flip-averaged model (model/mirror.py) the answer comes from the image and its
-    mirror image; the two maps are added, the mirror's flipped back.
+    In an averaged model (model/mirror.py) the answer comes from the image and its mirror
+    image, and from every member: all their maps are added, the mirror's flipped back.
 
     Returns (n, height, width) float32; a map with no positive evidence is all zeros.
     """
@@ -71,19 +71,25 @@ def gradcam_heatmap(model, images: np.ndarray, class_index, layer_name: str) -> 
     images = tf.convert_to_tensor(images, tf.float32)
     count = images.shape[0]
     classes = tf.broadcast_to(tf.cast(class_index, tf.int32), (count,))
-    trunk, mirrored = views(model)
-    probe = keras.Model(trunk.inputs, [trunk.get_layer(layer_name).output, trunk.output])
+    probes = [
+        (keras.Model(trunk.inputs, [trunk.get_layer(layer_name).output, trunk.output]), flips)
+        for trunk, flips in views(model)
+    ]
     with tf.GradientTape() as tape:
-        outputs = [
-            probe(tf.reverse(images, [2]) if flip else images, training=False) for flip in mirrored
-        ]
-        feature_maps = [tf.cast(maps, tf.float32) for maps, _ in outputs]
-        pooled = tf.add_n([features for _, features in outputs]) / len(outputs)
+        feature_maps, flipped, pooled = [], [], []
+        for probe, flips in probes:
+            outputs = [
+                probe(tf.reverse(images, [2]) if f else images, training=False) for f in flips
+            ]
+            feature_maps += [tf.cast(maps, tf.float32) for maps, _ in outputs]
+            flipped += flips
+            pooled.append(tf.add_n([features for _, features in outputs]) / len(outputs))
+        pooled = tf.concat(pooled, axis=-1) if len(pooled) > 1 else pooled[0]
         logits = tf.cast(head(model, pooled), tf.float32)
         scores = tf.gather(logits, classes, axis=1, batch_dims=1)
     gradients = tape.gradient(scores, feature_maps)
     cam = 0.0
-    for flip, maps, slopes in zip(mirrored, feature_maps, gradients, strict=True):
+    for flip, maps, slopes in zip(flipped, feature_maps, gradients, strict=True):
         view = tf.einsum("nhwc,nc->nhw", maps, tf.reduce_mean(slopes, axis=(1, 2)))
         cam += tf.reverse(view, axis=[2]) if flip else view
     cam = tf.nn.relu(cam)

@@ -27,6 +27,8 @@ class ModelCard(BaseModel):
     output: str = "logits"  # softmax gives the class probabilities
     # The model answers on each photo and its mirror image, averaged (model/mirror.py).
     flip_average: bool = False
+    # Networks whose answers the model averages (train.members; model/mirror.py).
+    members: int = Field(default=1, ge=1)
     # Fitted on the val split by train (model/calibration.py) and already folded into the
     # model's last layer: recorded so the calibration can be undone and reported.
     temperature: float = Field(default=1.0, gt=0)

@@ -25,6 +25,8 @@ import numpy as np
 
 STATE_FILE = "state.json"
 BEST_FILE = "best.npz"
+FINISHED_FILE = "finished.json"  # a network that finished training (one of train.members)
+FINISHED_WEIGHTS = "finished.npz"
 CHUNK = 1 << 24
 
 
@@ -130,6 +132,27 @@ class Backup:
             if older.name not in (model_file, random_file):
                 older.unlink()
         self.state = state
+
+    def save_finished(self, weights: list[np.ndarray], facts: dict) -> None:
+        """The final weights of a finished training and what is known of it, kept until
+        remove(): a run killed later (training the next of train.members) reads them back."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        temporary = self.folder / f".{FINISHED_WEIGHTS}"
+        with temporary.open("wb") as out:
+            np.savez(out, **{f"w{index}": weight for index, weight in enumerate(weights)})
+        temporary.replace(self.folder / FINISHED_WEIGHTS)
+        temporary = self.folder / f".{FINISHED_FILE}"
+        temporary.write_text(json.dumps(facts))
+        temporary.replace(self.folder / FINISHED_FILE)
+
+    def read_finished(self) -> tuple[list[np.ndarray], dict] | None:
+        """(weights, facts) of a training that finished under this key, or None."""
+        try:
+            facts = json.loads((self.folder / FINISHED_FILE).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        with np.load(self.folder / FINISHED_WEIGHTS) as saved:
+            return [saved[f"w{index}"] for index in range(len(saved.files))], facts
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -20,9 +20,11 @@ SET_BY_THE_SWEEP = (
     "early_stopping_patience",
     "fine_tune_epochs",
 )
-# No fine-tuning phase, no calibration and no flip averaging: the train stage calibrates the
-# model it keeps and makes it answer on mirror images too; the sweep ranks on val as trained.
+# No fine-tuning phase, no calibration, no flip averaging and one network per pair: the train
+# stage calibrates the model it keeps and makes it answer on mirror images and with every
+# member; the sweep ranks one network on val as trained.
 UNUSED_BY_THE_SWEEP = (
+    "members",
     "fine_tune_learning_rate",
     "fine_tune_layers",
     "unsure_error_ratio",
