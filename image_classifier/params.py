@@ -154,12 +154,11 @@ class TrainParams(Section):
     weights: str = Field(
         description="transfer models: imagenet | none | weights/<file>.h5 (a file in weights/)"
     )
-    members: int = Field(
-        ge=1,
-        le=16,
-        description="networks trained alike from different random starts (seed, seed + 1000, "
-        "...), their answers averaged in one model; each trains for epochs, min_steps and "
-        "max_steps; inference costs this many times one",
+    members: Literal["auto"] | Annotated[int, Field(ge=1, le=16)] = Field(
+        description="networks trained from different random starts (seed, seed + 1000, ...), "
+        "their answers averaged in one model; they share epochs, min_steps and max_steps, so "
+        "training takes the same time and inference this many times one; auto: 2 where "
+        "min_steps repeats a small train split within each epoch, else 1",
     )
     epochs: int = Field(ge=1)
     min_steps: int = Field(
@@ -374,8 +373,12 @@ def rule(model: type[Section], key: str) -> str:
 def _words(schema: dict, definitions: dict) -> str:
     if "$ref" in schema:
         schema = definitions[schema["$ref"].split("/")[-1]]
+    if "anyOf" in schema:  # e.g. train.members: "auto" or an integer
+        return " or ".join(_words(option, definitions) for option in schema["anyOf"])
     if "enum" in schema:
         return "one of " + ", ".join(map(str, schema["enum"]))
+    if "const" in schema:
+        return repr(schema["const"])
     kind = schema.get("type")
     if kind == "boolean":
         return "true or false"

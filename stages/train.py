@@ -44,7 +44,12 @@ def main(argv: list[str] | None = None) -> None:
     base, train = BaseParams.from_params(params), TrainParams.from_params(params)
     # Keras is imported only now, after the params were found valid.
     from image_classifier.model.architectures import check_input_size
-    from image_classifier.model.fitting import configure_devices, step_cap_note
+    from image_classifier.model.fitting import (
+        configure_devices,
+        member_count,
+        member_params,
+        step_cap_note,
+    )
     from image_classifier.model.mirror import learnt_params
 
     check_input_size(train.model, image_size(args.resized))
@@ -52,6 +57,8 @@ def main(argv: list[str] | None = None) -> None:
     train_set = load_subset(args.resized, args.split, "train")
     val_set = load_subset(args.resized, args.split, "val")
     train = with_fitting_batch_size(train, len(train_set.labels))
+    members = member_count(train, len(train_set.labels))
+    train = member_params(train, members)
     # Checked before training, so that a card that cannot be written stops nothing half-way.
     card = make_card(
         model=train.model, class_names=train_set.class_names, **read_contract(args.resized)
@@ -65,6 +72,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     if note := step_cap_note(train, len(train_set.labels)):
         log.info("train: %s", note)
+    if members > 1:
+        log.info(
+            "train: %d networks of %d epochs each from their own random starts, answers "
+            "averaged (train.members)",
+            members,
+            train.epochs,
+        )
     with atomic_directory(args.live) as live_folder:
         results, backups = [], []
         for member in range(train.members):
@@ -75,8 +89,8 @@ def main(argv: list[str] | None = None) -> None:
             )
             results.append(result)
             backups.append(backup)
-        members = [result.model for result in results]
-        model, card, calibration = finish_model(members, card, train, val_set)
+        networks = [result.model for result in results]
+        model, card, calibration = finish_model(networks, card, train, val_set)
         with atomic_path(args.model) as temporary:
             model.save(temporary)
         write_card(args.model, card)

@@ -108,9 +108,14 @@ def test_committed_params_are_valid():
         ),
         ("train.flip", "yes", "train.flip = 'yes' is not allowed: must be true or false"),
         (
+            "train.members",
+            0,
+            "train.members = 0 is not allowed: must be 'auto' or an integer >= 1 and <= 16",
+        ),
+        (
             "train.max_steps",
-            500,
-            "train.max_steps = 500 is not allowed: train.max_steps (500) must be 0 (no cap) or at least train.min_steps (750) and train.epochs (10)",
+            1000,
+            "train.max_steps = 1000 is not allowed: train.max_steps (1000) must be 0 (no cap) or at least train.min_steps (1500) and train.epochs (20)",
         ),
         (
             "train.filters",

@@ -28,6 +28,8 @@ from image_classifier.model.fitting import (
     configure_devices,
     fit_model,
     make_dataset,
+    member_count,
+    member_params,
     steps_per_epoch,
 )
 from image_classifier.model.mirror import MIRROR, is_mirror_averaged
@@ -414,8 +416,34 @@ def test_a_killed_train_resumes_and_ends_with_the_same_model(tiny):
     assert not (tiny / "backup").exists()
 
 
+@pytest.mark.parametrize(
+    ("members", "images", "expected"),
+    [
+        ("auto", 400, 2),  # 7 steps a pass, 75 an epoch: min_steps repeats the split
+        ("auto", 6800, 1),  # 107 steps a pass: every epoch sees new photos
+        (3, 6800, 3),
+        (1, 400, 1),
+    ],
+)
+def test_members_auto_is_two_where_min_steps_repeats_the_train_split(members, images, expected):
+    train = TrainParams.from_params(read_params()).model_copy(
+        update={"members": members, "epochs": 20, "min_steps": 1500, "batch_size": 64}
+    )
+    assert member_count(train, images) == expected
+
+
+def test_members_share_the_budget_of_one_network():
+    train = TrainParams.from_params(read_params()).model_copy(
+        update={"members": "auto", "epochs": 20, "min_steps": 1500, "max_steps": 4000}
+    )
+    each = member_params(train, 2)
+    assert (each.members, each.epochs, each.min_steps, each.max_steps) == (2, 10, 750, 2000)
+    assert member_params(train, 1).model_dump() == {**train.model_dump(), "members": 1}
+
+
 def test_members_train_from_their_own_seeds_and_answer_as_one_model(tiny):
-    write_params(tiny, **TINY)
+    # Two networks share 2 epochs: the first is the network one run of 1 epoch trains.
+    write_params(tiny, **{**TINY, "train__epochs": 1})
     run_stage("train", *train_args(tiny), cwd=tiny)
     single = keras.models.load_model(tiny / "models/model.keras").get_layer("features")
     write_params(tiny, **{**TINY, "train__members": 2})
@@ -429,14 +457,14 @@ def test_members_train_from_their_own_seeds_and_answer_as_one_model(tiny):
     assert not all(np.array_equal(a, b) for a, b in zip(first, second))
     assert json.loads((tiny / "models/model.json").read_text())["members"] == 2
     metrics = json.loads((tiny / "metrics/train.json").read_text())
-    assert [member["epochs_run"] for member in metrics["members"]] == [2, 2]
+    assert [member["epochs_run"] for member in metrics["members"]] == [1, 1]
     assert metrics["params"] == model.count_params() - model.get_layer(MIRROR).count_params()
     curve = tiny / "plots/training/member-2/plots/metrics/eval/accuracy.tsv"
-    assert len(curve.read_text().splitlines()) == 3
+    assert len(curve.read_text().splitlines()) == 2
 
 
 def test_a_train_killed_in_its_second_network_resumes_there(tiny):
-    params = {**TINY, "train__members": 2, "train__epochs": 8, "train__early_stopping_patience": 0}
+    params = {**TINY, "train__members": 2, "train__epochs": 12, "train__early_stopping_patience": 0}
     write_params(tiny, **params)
     run_stage("train", *train_args(tiny), cwd=tiny)
     reference = keras.models.load_model(tiny / "models/model.keras").get_weights()

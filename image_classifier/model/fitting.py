@@ -195,6 +195,35 @@ def steps_per_epoch(params: TrainParams, images: int) -> int:
     return min(steps, params.max_steps // params.epochs) if params.max_steps else steps
 
 
+def repeats_the_split(params: TrainParams, images: int) -> bool:
+    """Whether train.min_steps makes each epoch more than one pass over the train split."""
+    return math.ceil(params.min_steps / params.epochs) > math.ceil(images / params.batch_size)
+
+
+def member_count(params: TrainParams, images: int) -> int:
+    """train.members, with auto resolved: two networks where min_steps repeats a small train
+    split (every photo is seen many times, so a second random start adds more than more
+    steps do), one where each epoch sees new photos."""
+    if params.members != "auto":
+        return params.members
+    return 2 if repeats_the_split(params, images) else 1
+
+
+def member_params(params: TrainParams, members: int) -> TrainParams:
+    """The train params of each of `members` networks: the budget (epochs, min_steps,
+    max_steps) shared between them, so that they train in the time one would."""
+    if members == 1:
+        return params.model_copy(update={"members": 1})
+    return params.model_copy(
+        update={
+            "members": members,
+            "epochs": math.ceil(params.epochs / members),
+            "min_steps": math.ceil(params.min_steps / members),
+            "max_steps": math.ceil(params.max_steps / members),
+        }
+    )
+
+
 def step_cap_note(params: TrainParams, images: int) -> str:
     """What train.max_steps does to this split, or "" when it does not bind."""
     steps = steps_per_epoch(params, images)
