@@ -99,7 +99,10 @@ def make_dvc_repo(folder: Path) -> Path:
 TINY_PIPELINE = {
     "data__max_images_per_class": 10,
     "resize__size": 32,
-    "train__epochs": 2,
+    # Two networks of 2 epochs each, so that every stage and every export meets the averaged
+    # model (train.members: auto would train one on photos this few with min_steps 0).
+    "train__members": 2,
+    "train__epochs": 4,
     "train__min_steps": 0,
     "train__batch_size": 16,
     "train__filters": [8, 16],
