@@ -156,8 +156,8 @@ class TrainParams(Section):
     )
     members: Literal["auto"] | Annotated[int, Field(ge=1, le=16)] = Field(
         description="networks trained from different random starts (seed, seed + 1000, ...), "
-        "their answers averaged in one model; they share epochs, min_steps and max_steps, so "
-        "training takes the same time and inference this many times one; auto: 2 where "
+        "their answers averaged in one model; each trains the whole budget below, so "
+        "training and inference take this many times one network's; auto: 2 where "
         "min_steps repeats a small train split within each epoch, else 1",
     )
     epochs: int = Field(ge=1)

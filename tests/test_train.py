@@ -29,7 +29,6 @@ from image_classifier.model.fitting import (
     fit_model,
     make_dataset,
     member_count,
-    member_params,
     steps_per_epoch,
 )
 from image_classifier.model.mirror import MIRROR, is_mirror_averaged
@@ -432,21 +431,13 @@ def test_members_auto_is_two_where_min_steps_repeats_the_train_split(members, im
     assert member_count(train, images) == expected
 
 
-def test_members_share_the_budget_of_one_network():
-    train = TrainParams.from_params(read_params()).model_copy(
-        update={"members": "auto", "epochs": 20, "min_steps": 1500, "max_steps": 4000}
-    )
-    each = member_params(train, 2)
-    assert (each.members, each.epochs, each.min_steps, each.max_steps) == (2, 10, 750, 2000)
-    assert member_params(train, 1).model_dump() == {**train.model_dump(), "members": 1}
-
-
 def test_members_train_from_their_own_seeds_and_answer_as_one_model(tiny):
-    # Two networks share 2 epochs: the first is the network one run of 1 epoch trains.
-    write_params(tiny, **{**TINY, "train__epochs": 1})
+    # Two networks of 2 epochs each: the first is the network one run of 2 epochs trains.
+    params = {**TINY, "train__early_stopping_patience": 0}
+    write_params(tiny, **params)
     run_stage("train", *train_args(tiny), cwd=tiny)
     single = keras.models.load_model(tiny / "models/model.keras").get_layer("features")
-    write_params(tiny, **{**TINY, "train__members": 2})
+    write_params(tiny, **{**params, "train__members": 2})
     result = run_stage("train", *train_args(tiny), cwd=tiny)
     assert "train: network 2 of 2" in result.stderr
     model = keras.models.load_model(tiny / "models/model.keras")
@@ -457,14 +448,15 @@ def test_members_train_from_their_own_seeds_and_answer_as_one_model(tiny):
     assert not all(np.array_equal(a, b) for a, b in zip(first, second))
     assert json.loads((tiny / "models/model.json").read_text())["members"] == 2
     metrics = json.loads((tiny / "metrics/train.json").read_text())
-    assert [member["epochs_run"] for member in metrics["members"]] == [1, 1]
+    # Each network trains the whole budget.
+    assert [member["epochs_run"] for member in metrics["members"]] == [2, 2]
     assert metrics["params"] == model.count_params() - model.get_layer(MIRROR).count_params()
     curve = tiny / "plots/training/member-2/plots/metrics/eval/accuracy.tsv"
-    assert len(curve.read_text().splitlines()) == 2
+    assert len(curve.read_text().splitlines()) == 3
 
 
 def test_a_train_killed_in_its_second_network_resumes_there(tiny):
-    params = {**TINY, "train__members": 2, "train__epochs": 12, "train__early_stopping_patience": 0}
+    params = {**TINY, "train__members": 2, "train__epochs": 6, "train__early_stopping_patience": 0}
     write_params(tiny, **params)
     run_stage("train", *train_args(tiny), cwd=tiny)
     reference = keras.models.load_model(tiny / "models/model.keras").get_weights()
