@@ -15,7 +15,7 @@ from image_classifier.model.calibration import fold_temperature
 from image_classifier.model.mirror import (
     averaged_model,
     is_mirror_averaged,
-    member_count,
+    networks_in,
     with_mirror_average,
 )
 from tests.test_gradcam import images_with_squares, region_model
@@ -122,7 +122,7 @@ def test_members_averaged_in_one_model_answer_with_the_mean_of_their_logits(flip
     one, two = answers(first), answers(second)
     assert np.abs(one - two).max() > 0.1
     averaged = averaged_model([first, second], flip=flip)
-    assert member_count(averaged) == 2 and is_mirror_averaged(averaged) == flip
+    assert networks_in(averaged) == 2 and is_mirror_averaged(averaged) == flip
     expected = (one + two) / 2
     np.testing.assert_allclose(averaged.predict(images, verbose=0), expected, atol=1e-3)
     averaged.save(tmp_path / "model.keras")
@@ -138,7 +138,7 @@ def test_members_averaged_in_one_model_answer_with_the_mean_of_their_logits(flip
 def test_grad_cam_of_averaged_members_adds_every_members_maps():
     model, images = region_model(), images_with_squares()
     twice = averaged_model([model, model], flip=True)
-    assert member_count(twice) == 2 and last_conv_layer(twice) == "conv"
+    assert networks_in(twice) == 2 and last_conv_layer(twice) == "conv"
     # Two copies of one network: each map is that network's, so their sum, scaled, is too.
     np.testing.assert_allclose(
         gradcam_heatmap(twice, images, 1, "conv"),

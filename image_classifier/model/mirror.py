@@ -54,7 +54,8 @@ def is_averaged(model) -> bool:
     return any(layer.name in (MIRROR, MEMBERS) for layer in model.layers)
 
 
-def member_count(model) -> int:
+def networks_in(model) -> int:
+    """How many trained networks `model` averages (train.members)."""
     return len(member_names(model)) if is_averaged(model) else 1
 
 
